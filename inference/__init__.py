@@ -1,0 +1,1 @@
+"""handtrack runtime: numpy + opencv + onnxruntime only. Nothing under here may import torch."""

@@ -1,0 +1,89 @@
+"""Pinhole intrinsics and the small pure functions that move points between pixels and millimetres.
+
+Frame: OpenCV optical (x right, y down, z forward), units mm. Pixel centres sit at integer coordinates.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Intrinsics":
+        return cls(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), int(d["width"]), int(d["height"]))
+
+    def scaled(self, s: float) -> "Intrinsics":
+        """The same camera at s times the resolution."""
+        return Intrinsics(self.fx * s, self.fy * s, (self.cx + 0.5) * s - 0.5, (self.cy + 0.5) * s - 0.5,
+                          round(self.width * s), round(self.height * s))
+
+    def window(self, u0: int, v0: int, width: int, height: int) -> "Intrinsics":
+        """The sub-window of this camera whose top-left pixel is (u0, v0): same rays, shifted principal point."""
+        return replace(self, cx=self.cx - u0, cy=self.cy - v0, width=int(width), height=int(height))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
+
+
+# Published calibrations (REFERENCE.md section 5 and 7; the SR305 one is read from the shared data README).
+NYU = Intrinsics(588.03, 587.07, 320.0, 240.0, 640, 480)
+ICVL = Intrinsics(241.42, 241.42, 160.0, 120.0, 320, 240)
+MSRA = ICVL
+SR305 = Intrinsics(476.0068, 476.0068, 313.683, 242.755, 640, 480)
+# D435 depth at 848x480: HFOV ~87 deg gives fx ~ 848 / (2 tan(43.5 deg)) ~ 447; REFERENCE quotes ~430 px.
+D435_848 = Intrinsics(430.0, 430.0, 424.0, 240.0, 848, 480)
+
+PRESETS: dict[str, Intrinsics] = {"nyu": NYU, "icvl": ICVL, "msra": MSRA, "sr305": SR305, "d435": D435_848}
+
+
+def project(xyz: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """(..., 3) camera points in mm -> (..., 2) pixel coordinates."""
+    xyz = np.asarray(xyz, dtype=np.float64)
+    z = xyz[..., 2]
+    return np.stack([K.fx * xyz[..., 0] / z + K.cx, K.fy * xyz[..., 1] / z + K.cy], axis=-1)
+
+
+def deproject(uv: np.ndarray, z: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """Pixel coordinates (..., 2) and depth (...) in mm -> (..., 3) camera points in mm."""
+    uv = np.asarray(uv, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    return np.stack([(uv[..., 0] - K.cx) * z / K.fx, (uv[..., 1] - K.cy) * z / K.fy, z], axis=-1)
+
+
+def uvd_to_xyz(uvd: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """(..., 3) rows of (u, v, depth mm) -> (..., 3) xyz mm."""
+    uvd = np.asarray(uvd, dtype=np.float64)
+    return deproject(uvd[..., :2], uvd[..., 2], K)
+
+
+def xyz_to_uvd(xyz: np.ndarray, K: Intrinsics) -> np.ndarray:
+    xyz = np.asarray(xyz, dtype=np.float64)
+    return np.concatenate([project(xyz, K), xyz[..., 2:3]], axis=-1)
+
+
+def depth_to_points(depth_mm: np.ndarray, K: Intrinsics, mask: np.ndarray | None = None) -> np.ndarray:
+    """Valid pixels (depth > 0, and inside `mask` if given) of a depth image -> (N, 3) points in mm."""
+    v, u = np.nonzero((depth_mm > 0) if mask is None else (mask & (depth_mm > 0)))
+    return deproject(np.stack([u, v], axis=-1), depth_mm[v, u], K)
+
+
+def pixel_rays(us: np.ndarray, vs: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """Unnormalised ray directions (x/z, y/z, 1) for pixel coordinates us (W,) x vs (H,) -> (H, W, 3)."""
+    x = (np.asarray(us, dtype=np.float64) - K.cx) / K.fx
+    y = (np.asarray(vs, dtype=np.float64) - K.cy) / K.fy
+    xx, yy = np.meshgrid(x, y)
+    return np.stack([xx, yy, np.ones_like(xx)], axis=-1)

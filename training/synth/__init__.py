@@ -1,0 +1,1 @@
+"""Synthetic depth: pose prior, scenes, sensor noise models and the shard writer/reader."""
