@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("handtrack: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `handtrack ... | head` closed our stdout: not an error worth a traceback
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -41,6 +41,12 @@ class CropWindow:
         half = (self.size - 1) / 2
         return np.stack([(xy[..., 0] - half) / self.sx + self.uc, (xy[..., 1] - half) / self.sy + self.vc], -1)
 
+    def intrinsics(self, K: Intrinsics) -> Intrinsics:
+        """The crop seen as a pinhole camera of its own (exact for the continuous mapping)."""
+        half = (self.size - 1) / 2
+        return Intrinsics(K.fx * self.sx, K.fy * self.sy, (K.cx - self.uc) * self.sx + half,
+                          (K.cy - self.vc) * self.sy + half, self.size, self.size)
+
     def sample_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Integer sensor columns (size,) and rows (size,) that the crop reads (may lie outside the image)."""
         x = np.arange(self.size, dtype=np.float64)

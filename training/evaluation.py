@@ -19,6 +19,7 @@ import numpy as np
 
 from handtrack.inference.camera import project
 from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.draw import colorize_depth
 from handtrack.inference.errors import HandtrackError, require
 from handtrack.inference.plausibility import surface_residual
 
@@ -178,10 +179,7 @@ def draw_overlay(depth_mm: np.ndarray, joints_uv: np.ndarray, chains: Sequence[S
     along `chains` (one colour per chain), optional reference pixels as white crosses; the full frame on the
     left and a `zoom`x enlargement of the hand on the right (drawn at the enlarged scale, so it stays sharp)."""
     h, w = depth_mm.shape
-    near, far = _hand_depth_range(depth_mm, joints_uv)
-    scaled = np.clip((depth_mm - near) / max(far - near, 1.0), 0, 1)
-    colour = cv2.applyColorMap((255 * (1 - scaled)).astype(np.uint8), cv2.COLORMAP_TURBO)
-    colour[depth_mm <= 0] = 0
+    colour = colorize_depth(depth_mm, *_hand_depth_range(depth_mm, joints_uv))
     full = colour.copy()
     _draw_joints(full, joints_uv, chains, colors_bgr, reference_uv, scale=1.0, offset=(0, 0))
     u0, v0, u1, v1 = _box_around(joints_uv, margin=25, width=w, height=h)

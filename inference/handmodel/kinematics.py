@@ -48,16 +48,25 @@ class Kinematics:
         return self.origin[..., bone, :] + np.einsum("...ij,...j->...i", self.R[..., bone, :, :], local)
 
 
-def rot_x(a: np.ndarray) -> np.ndarray:
+def _rot(a: np.ndarray, i: int, j: int) -> np.ndarray:
+    """Rotation by angle a (any batch shape) in the plane of axes i -> j."""
+    a = np.asarray(a, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+    R = np.zeros(a.shape + (3, 3))
+    R[..., 3 - i - j, 3 - i - j] = 1.0
+    R[..., i, i] = c
+    R[..., j, j] = c
+    R[..., i, j] = -s
+    R[..., j, i] = s
+    return R
+
+
+def rot_x(a: np.ndarray) -> np.ndarray:
+    return _rot(a, 1, 2)
 
 
 def rot_z(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+    return _rot(a, 0, 1)
 
 
 def rot_abd(a: np.ndarray) -> np.ndarray:
@@ -97,6 +106,16 @@ def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
         sign = np.sign(np.sum(ax * v[near_pi], -1, keepdims=True))
         axis[near_pi] = ax * np.where(sign == 0, 1, sign)
     return axis * theta[..., None]
+
+
+def palm_centre_local(shape: np.ndarray | None = None) -> np.ndarray:
+    """Palm centre (mean of the wrist and the four finger MCPs, as skeleton.palm_centre) in the hand frame.
+
+    It does not depend on the articulation, which lets a scene place the palm without running kinematics."""
+    shape = np.ones(NUM_SHAPE) if shape is None else np.asarray(shape, dtype=np.float64)
+    mcps = np.array([G.MCP[f] for f in ("index", "middle", "ring", "pinky")])
+    scale = np.stack([shape[..., 0] * shape[..., 1], shape[..., 0], shape[..., 0]], -1)
+    return mcps.sum(0) * scale / 5.0
 
 
 _THUMB_FRAME = G.thumb_rest_frame()

@@ -82,15 +82,9 @@ def _zbuffer(caps, box, parts, fx, fy, cx, cy, depth, lab):
                     continue
                 x = (u - cx) / fx
                 dd = x * x + y * y + 1.0
-                best = np.inf
                 dca = x * a0 + y * a1 + a2
-                disc = dca * dca - dd * ca
-                if disc >= 0.0:
-                    best = (dca - np.sqrt(disc)) / dd
-                dcb = x * b0 + y * b1 + b2
-                disc = dcb * dcb - dd * cb
-                if disc >= 0.0:
-                    best = min(best, (dcb - np.sqrt(disc)) / dd)
+                best = np.inf
+                entered_band = False
                 if band:
                     hd = x * w0 + y * w1 + w2
                     A = k2 * dd - hd * hd
@@ -98,10 +92,27 @@ def _zbuffer(caps, box, parts, fx, fy, cx, cy, depth, lab):
                     disc = B * B - 4.0 * A * C
                     if disc >= 0.0 and abs(A) > 1e-12:
                         sq = np.sqrt(disc)
-                        for t in ((-B - sq) / (2.0 * A), (-B + sq) / (2.0 * A)):
-                            h = h0 + t * hd
-                            if 0.0 < t < best and h_lo <= h <= h_hi and ra - s * h >= 0.0:
-                                best = t
+                        t_lo = (-B - sq) / (2.0 * A)
+                        t_hi = (-B + sq) / (2.0 * A)
+                        if t_lo > t_hi:
+                            t_lo, t_hi = t_hi, t_lo
+                        h = h0 + t_lo * hd
+                        if t_lo > 0.0 and h_lo <= h <= h_hi and ra - s * h >= 0.0:
+                            best = t_lo
+                            # Entering through the band: the end spheres cannot be nearer.
+                            entered_band = A > 0.0
+                        else:
+                            h = h0 + t_hi * hd
+                            if t_hi > 0.0 and h_lo <= h <= h_hi and ra - s * h >= 0.0:
+                                best = t_hi
+                if not entered_band:
+                    disc = dca * dca - dd * ca
+                    if disc >= 0.0:
+                        best = min(best, (dca - np.sqrt(disc)) / dd)
+                    dcb = x * b0 + y * b1 + b2
+                    disc = dcb * dcb - dd * cb
+                    if disc >= 0.0:
+                        best = min(best, (dcb - np.sqrt(disc)) / dd)
                 if NEAR_MM < best < np.inf:
                     old = depth[v, u]
                     if old == 0.0 or best < old:
@@ -127,18 +138,27 @@ def render_capsules(caps: np.ndarray, K: Intrinsics, parts: np.ndarray | None = 
     return depth, labels
 
 
+@njit(cache=True, nogil=True)
+def _zbuffer_planes(planes, parts, fx, fy, cx, cy, max_depth, depth, lab):
+    for i in range(planes.shape[0]):
+        nx, ny, nz, dist = planes[i]
+        for v in range(depth.shape[0]):
+            y = (v - cy) / fy
+            for u in range(depth.shape[1]):
+                denom = nx * (u - cx) / fx + ny * y + nz
+                if denom == 0.0:
+                    continue
+                t = dist / denom
+                if NEAR_MM < t < max_depth:
+                    old = depth[v, u]
+                    if old == 0.0 or t < old:
+                        depth[v, u] = t
+                        lab[v, u] = parts[i]
+
+
 def render_planes(planes: np.ndarray, K: Intrinsics, parts: np.ndarray, depth: np.ndarray,
                   labels: np.ndarray, max_depth: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
-    """Add infinite planes n.p = dist (rows [nx, ny, nz, dist], camera frame) to a depth/label image."""
-    x = (np.arange(K.width) - K.cx) / K.fx
-    y = (np.arange(K.height) - K.cy) / K.fy
-    depth = depth.copy()
-    labels = labels.copy()
-    for (nx, ny, nz, dist), part in zip(np.asarray(planes, np.float64).reshape(-1, 4), parts):
-        denom = nx * x[None, :] + ny * y[:, None] + nz
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = dist / denom
-        hit = (t > NEAR_MM) & (t < max_depth) & ((depth <= 0) | (t < depth))
-        depth[hit] = t[hit]
-        labels[hit] = part
+    """Add infinite planes n.p = dist (rows [nx, ny, nz, dist], camera frame) to a depth/label image, in place."""
+    planes = np.ascontiguousarray(planes, dtype=np.float64).reshape(-1, 4)
+    _zbuffer_planes(planes, np.asarray(parts, np.int16), K.fx, K.fy, K.cx, K.cy, float(max_depth), depth, labels)
     return depth, labels

@@ -1,0 +1,62 @@
+"""`handtrack bench`: measured speed, never asserted in tests. Results go to docs/benchmarks.md."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: synthetic data throughput (synth)",
+                       description="Benchmarks. Pin to one core with `taskset -c 0` for single-core figures.")
+    bsub = p.add_subparsers(dest="bench_command", metavar="TARGET", required=True)
+    s = bsub.add_parser("synth", help="samples/s of scene + render + sensor noise + crop")
+    s.add_argument("--n", type=int, default=600, help="samples to time (after a warm-up)")
+    s.add_argument("--sensor", default="primesense")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", type=Path, help="write the results here")
+    s.set_defaults(run=run_synth)
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return dict(cpu=cpu, cores_usable=len(os.sched_getaffinity(0)), python=platform.python_version(),
+                numpy=np.__version__, command="handtrack " + " ".join(sys.argv[1:]))
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    import cv2
+
+    from handtrack.training.synth.generator import SynthConfig, make_sample
+    from handtrack.training.synth.pose_prior import PosePrior
+
+    cv2.setNumThreads(1)
+    config = SynthConfig(sensor=args.sensor, seed=args.seed)
+    prior = PosePrior.load()
+    for i in range(5):  # warm-up: compiles the render kernel (cached on disk afterwards)
+        make_sample(10_000_000 + i, config, prior)
+    timing: dict[str, float] = {}
+    start = time.perf_counter()
+    for i in range(args.n):
+        make_sample(i, config, prior, timing)
+    elapsed = time.perf_counter() - start
+    result = dict(target="synth", sensor=args.sensor, samples=args.n, seconds=round(elapsed, 3),
+                  samples_per_s=round(args.n / elapsed, 1),
+                  ms_per_sample={k: round(1000 * v / args.n, 3) for k, v in timing.items()},
+                  **machine_info())
+    print(f"synth {args.sensor}: {result['samples_per_s']} samples/s on {result['cores_usable']} usable core(s); "
+          + ", ".join(f"{k} {v} ms" for k, v in result["ms_per_sample"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0

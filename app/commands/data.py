@@ -1,0 +1,97 @@
+"""`handtrack data`: make synthetic training data and the pose prior it samples from."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+from handtrack.inference.errors import HandtrackError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="synthetic data: render shards (synth), fit the NYU pose prior (fit-prior)",
+                       description="Synthetic training data.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    s = dsub.add_parser("synth", help="render deterministic shards of synthetic depth crops")
+    s.add_argument("--n", type=int, required=True, help="number of samples (instants)")
+    s.add_argument("--out", type=Path, required=True, help="output folder for shard_*.npz and meta.json")
+    s.add_argument("--sensor", default="primesense", help="sensor model: primesense, realsense, sr305, clean")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--views", type=int, default=1, help="cameras per instant (>1 for view prediction)")
+    s.add_argument("--cube", type=float, default=250.0, help="crop cube edge in mm")
+    s.add_argument("--size", type=int, default=128, help="crop size in pixels")
+    s.add_argument("--shard-size", type=int, default=1000)
+    s.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
+    s.add_argument("--preview", type=Path, help="also write a PNG grid of the first samples")
+    s.set_defaults(run=run_synth)
+
+    f = dsub.add_parser("fit-prior", help="fit the hand model to the NYU poses and rebuild the pose prior")
+    f.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with nyu/test_joints36_uvd.npz")
+    f.add_argument("--out", type=Path, help="prior file to write (default: the packaged one)")
+    f.add_argument("--json", type=Path, help="write the fit report here")
+    f.set_defaults(run=run_fit_prior)
+
+
+def _generate(k: int, out: Path, n: int, shard_size: int, config) -> int:
+    from handtrack.training.synth.generator import generate_shard
+    generate_shard(out, k, n, shard_size, config)
+    return min(shard_size, n - k * shard_size)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from handtrack.training.synth.generator import SynthConfig, generate_shard
+    from handtrack.training.synth.pose_prior import PosePrior
+    from handtrack.training.synth.sensors import SENSORS
+
+    if args.sensor not in SENSORS:
+        raise HandtrackError(f"unknown sensor '{args.sensor}'; choose one of {', '.join(sorted(SENSORS))}")
+    if args.n <= 0 or args.views <= 0 or args.shard_size <= 0:
+        raise HandtrackError("--n, --views and --shard-size must be positive")
+    config = SynthConfig(sensor=args.sensor, cube_mm=args.cube, size=args.size, views=args.views, seed=args.seed)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HandtrackError(f"cannot create {args.out}: {exc.strerror}") from exc
+    n_shards = (args.n + args.shard_size - 1) // args.shard_size
+    start = time.perf_counter()
+    with tqdm(total=args.n, unit="sample", desc=f"synth {args.sensor}", file=sys.stderr) as bar:
+        try:
+            if args.workers <= 1:
+                prior = PosePrior.load()
+                for k in range(n_shards):
+                    generate_shard(args.out, k, args.n, args.shard_size, config, prior, progress=bar.update)
+            else:
+                from multiprocessing import get_context
+                with get_context("spawn").Pool(args.workers) as pool:
+                    job = partial(_generate, out=args.out, n=args.n, shard_size=args.shard_size, config=config)
+                    for done in pool.imap_unordered(job, range(n_shards)):
+                        bar.update(done)
+        except OSError as exc:  # a full disk or a vanished folder: shards already written stay valid
+            raise HandtrackError(f"writing shards to {args.out} failed: {exc}") from exc
+    elapsed = time.perf_counter() - start
+    meta = dict(command=" ".join(["handtrack"] + sys.argv[1:]) if sys.argv else "", n=args.n, shards=n_shards,
+                config=config.__dict__, seconds=round(elapsed, 2))
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
+    print(f"wrote {args.n} samples x {args.views} view(s) in {n_shards} shard(s) to {args.out} "
+          f"({args.n / elapsed:.0f} samples/s)")
+    if args.preview:
+        from handtrack.training.synth.preview import save_preview
+        save_preview(args.out, args.preview)
+        print(f"preview: {args.preview}")
+    return 0
+
+
+def run_fit_prior(args: argparse.Namespace) -> int:
+    from handtrack.training.synth.pose_prior import build_prior
+    report = build_prior(args.data, args.out)
+    text = json.dumps(report, indent=2, default=float)
+    if args.json:
+        args.json.write_text(text)
+    print(text)
+    return 0

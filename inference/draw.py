@@ -1,0 +1,47 @@
+"""Pictures for people: colour-mapped depth and a 2D skeleton overlay (opencv only)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import skeleton
+
+
+def colorize_depth(depth_mm: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:
+    """BGR image of a depth map (turbo colour map, near = blue); missing pixels are black.
+
+    Without limits, the range is taken from the valid pixels (2nd-98th percentile)."""
+    d = np.asarray(depth_mm, dtype=np.float32)
+    valid = d > 0
+    if near is None or far is None:
+        vals = d[valid]
+        lo, hi = (np.percentile(vals, [2, 98]) if vals.size else (0.0, 1.0))
+        near = lo if near is None else near
+        far = hi if far is None else far
+    scaled = np.clip((d - near) / max(far - near, 1e-6), 0, 1)
+    img = cv2.applyColorMap((255 * (1 - scaled)).astype(np.uint8), cv2.COLORMAP_TURBO)
+    img[~valid] = 0
+    return img
+
+
+def draw_skeleton(img: np.ndarray, uv: np.ndarray, radius: int = 3, thickness: int = 2) -> np.ndarray:
+    """Draw 21 canonical joints (pixel coordinates) with bones coloured per finger, in place."""
+    uv = np.asarray(uv, dtype=np.float64)
+    if not np.all(np.isfinite(uv)):
+        return img
+    pts = np.round(uv).astype(int)
+    for parent, child in skeleton.BONES:
+        color = skeleton.FINGER_COLORS_BGR[skeleton.joint_finger(child)]
+        cv2.line(img, tuple(pts[parent]), tuple(pts[child]), color, thickness, cv2.LINE_AA)
+    for j, p in enumerate(pts):
+        finger = skeleton.joint_finger(j)
+        color = (255, 255, 255) if finger is None else skeleton.FINGER_COLORS_BGR[finger]
+        cv2.circle(img, tuple(p), radius, color, -1, cv2.LINE_AA)
+    return img
+
+
+def draw_points(img: np.ndarray, uv: np.ndarray, color=(255, 255, 255), radius: int = 3) -> np.ndarray:
+    """Draw any joint set as dots, in place."""
+    for p in np.round(np.asarray(uv)[np.all(np.isfinite(uv), axis=-1)]).astype(int):
+        cv2.circle(img, tuple(p), radius, color, -1, cv2.LINE_AA)
+    return img

@@ -1,0 +1,213 @@
+"""Fit the hand model to 3D joints (inverse kinematics), batched Levenberg-Marquardt in numpy.
+
+Unknowns per hand: the global rotation (as a small increment on a running rotation matrix, so the axis-angle
+singularity at pi never bites), the wrist translation, the 21 articulation angles and optionally the 8 shape
+factors. The keypoints of any joint set are rigid in their bone frames, so the global part of the Jacobian is
+analytic and only the articulation/shape part is taken by forward differences, in the hand frame, with every
+perturbed hand of the chunk going through one vectorised `kinematics.forward` call.
+
+Joint limits are respected by projection (clipping after each step) with bound-active parameters frozen in the
+step; weak priors (articulation towards 0, shape towards 1) keep the problem well posed where the targets do
+not determine a parameter (the DIPs from NYU-14, a finger with missing joints). The two forearm angles do not
+move any joint and stay 0. NaN targets are ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .keypoints import KeypointSet, get_keypoint_set, keypoints
+from .kinematics import axis_angle_to_matrix, forward, matrix_to_axis_angle
+from .params import ARTIC, NUM_ARTIC, NUM_POSE, NUM_SHAPE, POSE_LOWER, POSE_UPPER, ROT, SHAPE_LOWER, \
+    SHAPE_UPPER, TRANS
+
+_FD_STEP = 1e-6
+_MU_INIT, _MU_MIN, _MU_MAX = 1e-3, 1e-9, 1e9
+
+
+@dataclass
+class FitResult:
+    pose: np.ndarray          # (B, 29)
+    shape: np.ndarray         # (B, 8)
+    residual_mm: np.ndarray   # (B,) mean distance over the joints that had targets
+    per_joint: np.ndarray     # (B, J) distance per joint, NaN where the target was NaN
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    iterations: int = 40
+    fit_shape: bool = True
+    # Prior weights in mm^2 per unit^2: a 1 rad articulation angle costs as much as 1 mm^2 of summed joint error
+    # by default (negligible where joints constrain it); a shape factor 0.1 off costs 2 mm^2.
+    artic_prior: float = 1.0
+    shape_prior: float = 200.0
+    chunk: int = 256
+    tolerance: float = 1e-7  # stop a chunk when no hand's cost improves by more than this fraction
+
+
+def fit_to_joints(targets: np.ndarray, joint_set: str | KeypointSet, shape: np.ndarray | None = None,
+                  fit_shape: bool = True, iterations: int = 40, init_artic: np.ndarray | None = None,
+                  progress: bool = False, **options) -> FitResult:
+    """Fit pose (and shape) to targets (B, J, 3) in mm, camera frame, of `joint_set`.
+
+    shape: (8,) or (B, 8) starting shape (default the reference hand); held fixed when fit_shape is False.
+    init_artic: (21,) or (B, 21) starting articulation (default the open hand). The global pose is always
+    initialised by Kabsch alignment of the palm-rigid keypoints of the starting hand to the targets.
+    options: the other FitOptions fields (artic_prior, shape_prior, chunk, tolerance).
+    """
+    ks = get_keypoint_set(joint_set) if isinstance(joint_set, str) else joint_set
+    opts = FitOptions(iterations=iterations, fit_shape=fit_shape, **options)
+    targets = np.asarray(targets, dtype=np.float64)
+    if targets.ndim != 3 or targets.shape[1:] != (len(ks), 3):
+        raise ValueError(f"targets have shape {targets.shape}, expected (B, {len(ks)}, 3) for {ks.name}")
+    B = len(targets)
+    shape0 = np.broadcast_to(np.ones(NUM_SHAPE) if shape is None else shape, (B, NUM_SHAPE)).astype(np.float64)
+    artic0 = np.broadcast_to(np.zeros(NUM_ARTIC) if init_artic is None else init_artic, (B, NUM_ARTIC))
+    pose, shape_out = np.zeros((B, NUM_POSE)), shape0.copy()
+    starts = range(0, B, opts.chunk)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc=f"fit {ks.name}", unit="chunk")
+    for s in starts:
+        sl = slice(s, s + opts.chunk)
+        pose[sl], shape_out[sl] = _fit_chunk(targets[sl], ks, artic0[sl].copy(), shape0[sl].copy(), opts)
+    pred = keypoints(forward(pose, shape_out), ks)
+    per_joint = np.linalg.norm(pred - targets, axis=-1)
+    with np.errstate(invalid="ignore"):
+        residual = np.nanmean(np.where(np.isfinite(per_joint), per_joint, np.nan), axis=-1)
+    return FitResult(pose, shape_out, residual, per_joint)
+
+
+# --- one chunk ------------------------------------------------------------------------------------------
+def _fit_chunk(targets, ks, artic, shape, opts):
+    valid = np.isfinite(targets).all(-1)
+    w = valid.astype(np.float64)                    # (B, J) per-joint weight
+    tgt = np.where(valid[..., None], targets, 0.0)
+    R, t = _init_global(tgt, w, ks, artic, shape)
+    n_free = NUM_ARTIC + (NUM_SHAPE if opts.fit_shape else 0)
+    lower = np.concatenate([POSE_LOWER[ARTIC], SHAPE_LOWER])[:n_free]
+    upper = np.concatenate([POSE_UPPER[ARTIC], SHAPE_UPPER])[:n_free]
+    x = np.concatenate([artic, shape], -1)[:, :n_free]
+    fixed_shape = None if opts.fit_shape else shape
+    prior_w = np.concatenate([np.full(NUM_ARTIC, opts.artic_prior), np.full(NUM_SHAPE, opts.shape_prior)])[:n_free]
+    prior_c = np.concatenate([np.zeros(NUM_ARTIC), np.ones(NUM_SHAPE)])[:n_free]
+    mu = np.full(len(x), _MU_INIT)
+
+    def cost(points, R, t, x):
+        res = np.einsum("bij,bkj->bki", R, points) + t[:, None] - tgt
+        return 0.5 * (np.einsum("bk,bki,bki->b", w, res, res) + np.einsum("p,bp->b", prior_w, (x - prior_c) ** 2))
+
+    for _ in range(opts.iterations):
+        points, jac = _hand_points_and_jacobian(x, fixed_shape, ks)
+        c0 = cost(points, R, t, x)
+        A, g = _normal_equations(points, jac, R, t, tgt, w, x, prior_w, prior_c)
+        dx = _lm_step(A, g, mu, x, lower, upper)
+        R1 = R @ axis_angle_to_matrix(dx[:, 0:3])
+        t1 = t + dx[:, 3:6]
+        x1 = np.clip(x + dx[:, 6:], lower, upper)
+        c1 = cost(_hand_points(x1, fixed_shape, ks), R1, t1, x1)
+        better = c1 < c0
+        R[better], t[better], x[better] = R1[better], t1[better], x1[better]
+        mu = np.clip(np.where(better, mu / 3, mu * 4), _MU_MIN, _MU_MAX)
+        if np.all(~better | (c0 - c1 <= opts.tolerance * c0)):
+            break
+
+    pose = np.zeros((len(x), NUM_POSE))
+    pose[:, ROT] = matrix_to_axis_angle(R)
+    pose[:, TRANS] = t
+    pose[:, ARTIC] = x[:, :NUM_ARTIC]
+    return pose, (x[:, NUM_ARTIC:] if opts.fit_shape else shape)
+
+
+def _hand_pose(artic: np.ndarray) -> np.ndarray:
+    """Articulation (..., 21) -> full pose with identity global transform and the forearm at 0."""
+    pose = np.zeros(artic.shape[:-1] + (NUM_POSE,))
+    pose[..., ARTIC] = artic
+    return pose
+
+
+def _split(x, fixed_shape):
+    artic = x[..., :NUM_ARTIC]
+    shape = x[..., NUM_ARTIC:] if fixed_shape is None else np.broadcast_to(
+        fixed_shape.reshape(fixed_shape.shape[:1] + (1,) * (x.ndim - 2) + (NUM_SHAPE,)), x.shape[:-1] + (NUM_SHAPE,))
+    return artic, shape
+
+
+def _hand_points(x, fixed_shape, ks):
+    """Keypoints in the hand frame for free parameters x (..., n_free)."""
+    artic, shape = _split(x, fixed_shape)
+    return keypoints(forward(_hand_pose(artic), shape), ks)
+
+
+def _hand_points_and_jacobian(x, fixed_shape, ks):
+    """Hand-frame keypoints (B, J, 3) and their forward-difference Jacobian (B, J, 3, n_free)."""
+    n = x.shape[-1]
+    xs = np.repeat(x[:, None, :], n + 1, axis=1)
+    xs[:, 1:] += _FD_STEP * np.eye(n)
+    pts = _hand_points(xs, fixed_shape, ks)            # (B, n+1, J, 3)
+    jac = (pts[:, 1:] - pts[:, :1]) / _FD_STEP          # (B, n, J, 3)
+    return pts[:, 0], np.moveaxis(jac, 1, -1)
+
+
+def _normal_equations(points, jac, R, t, tgt, w, x, prior_w, prior_c):
+    """J^T J and J^T r over [rotation increment (3), translation (3), free parameters]."""
+    cam = np.einsum("bij,bkj->bki", R, points)
+    res = cam + t[:, None] - tgt                                       # (B, J, 3)
+    # d(R exp([d]) p)/dd = -R [p]x = -[R p]x R ; d/dt = I ; d/dx = R dp/dx.
+    J_rot = -np.einsum("bkil,blj->bkij", _skew(cam), R)                # (B, J, 3, 3)
+    J_t = np.broadcast_to(np.eye(3), J_rot.shape)
+    J_x = np.einsum("bij,bkjp->bkip", R, jac)                           # (B, J, 3, n)
+    Jm = np.concatenate([J_rot, J_t, J_x], -1)                          # (B, J, 3, P)
+    Jw = Jm * w[:, :, None, None]
+    A = np.einsum("bkip,bkiq->bpq", Jw, Jm)
+    g = np.einsum("bkip,bki->bp", Jw, res)
+    n = x.shape[-1]
+    A[:, 6:, 6:] += np.diag(prior_w)
+    g[:, 6:] += prior_w * (x - prior_c)
+    return A, g
+
+
+def _lm_step(A, g, mu, x, lower, upper):
+    """Damped Gauss-Newton step; parameters held at a bound by the gradient are frozen for this step."""
+    P = A.shape[-1]
+    frozen = np.zeros(g.shape, bool)
+    frozen[:, 6:] = ((x <= lower + 1e-9) & (g[:, 6:] > 0)) | ((x >= upper - 1e-9) & (g[:, 6:] < 0))
+    diag = np.diagonal(A, axis1=1, axis2=2)
+    M = A + (mu[:, None] * (diag + 1e-6))[:, :, None] * np.eye(P)
+    keep = ~frozen
+    M = M * (keep[:, :, None] & keep[:, None, :]) + np.eye(P) * frozen[:, :, None]
+    return np.linalg.solve(M, -(g * keep)[..., None])[..., 0]
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    z = np.zeros_like(v[..., 0])
+    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1), np.stack([v[..., 2], z, -v[..., 0]], -1),
+                     np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+# --- initialisation -----------------------------------------------------------------------------------
+def _init_global(tgt, w, ks, artic, shape):
+    """Rotation (B, 3, 3) and translation (B, 3) aligning the starting hand's palm-rigid keypoints to the targets."""
+    kin = forward(_hand_pose(artic), shape)
+    src = keypoints(kin, ks)
+    rigid = ks.palm_rigid(forward(np.zeros(NUM_POSE)).length)
+    wr = w * rigid
+    # Too few palm points seen: align everything that was seen instead (a rougher start, still a start).
+    few = (wr > 0).sum(-1) < 3
+    wr[few] = w[few]
+    return kabsch(src, tgt, wr)
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted rigid alignment, batched: R (B, 3, 3), t (B, 3) minimising sum w |R src + t - dst|^2."""
+    wn = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)
+    cs = np.einsum("bk,bki->bi", wn, src)
+    cd = np.einsum("bk,bki->bi", wn, dst)
+    H = np.einsum("bk,bki,bkj->bij", wn, src - cs[:, None], dst - cd[:, None])
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.transpose(0, 2, 1) @ U.transpose(0, 2, 1)))
+    D = np.zeros_like(H)
+    D[:, 0, 0], D[:, 1, 1], D[:, 2, 2] = 1, 1, np.where(d == 0, 1, d)
+    R = Vt.transpose(0, 2, 1) @ D @ U.transpose(0, 2, 1)
+    return R, cd - np.einsum("bij,bj->bi", R, cs)

@@ -1,0 +1,193 @@
+"""Synthetic training data: sample a scene, render each view at the sensor's resolution, add the sensor's noise,
+crop with the runtime's crop code, and write deterministic shards.
+
+Sample i of a run with seed S draws everything from `default_rng([S, i])`, so a dataset does not depend on how
+it is split into shards or workers. Only the window of the sensor image that the crop reads (plus a margin for
+shadows cast from outside it) is rendered: it is the same rays, so the same pixels, as a full frame.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from handtrack.inference import skeleton
+from handtrack.inference.camera import Intrinsics
+from handtrack.inference.crop import CropWindow, crop_depth, crop_window
+from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.handmodel.render import render_capsules, render_planes
+
+from . import scene as scenes
+from .pose_prior import PosePrior
+from .sensors import SENSORS, apply_sensor
+
+FORMAT_VERSION = 1
+# Extra sensor pixels rendered around the crop's window so that shadows and occlusion holes cast by surfaces
+# just outside it still fall inside (a 75 mm baseline at 0.5 m vs 1 m background shifts ~45 px at f=588).
+MARGIN_X, MARGIN_Y = 48, 4
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    sensor: str = "primesense"
+    cube_mm: float = 250.0
+    size: int = 128
+    views: int = 1
+    jitter_mm: float = 5.0  # crop centre noise (MURAUER / DeepPrior++ augmentation)
+    z_range: tuple[float, float] = (350.0, 1100.0)
+    orbit_deg: float = 60.0  # how far extra views may orbit around the hand
+    seed: int = 0
+
+
+@dataclass
+class Sample:
+    """One instant seen from `views` cameras (view 0 is the main camera)."""
+    depth: np.ndarray    # (V, S, S) uint16 crop in mm, 0 = missing
+    joints: np.ndarray   # (V, 21, 3) float32 mm, each view's camera frame
+    centre: np.ndarray   # (V, 3) crop centre (ground-truth palm centre + jitter), mm
+    window: np.ndarray   # (V, 4) uc, vc, sx, sy of each crop (see CropWindow)
+    pose: np.ndarray     # (V, 29)
+    shape: np.ndarray    # (8,)
+    view_R: np.ndarray   # (V, 3, 3) view-0 camera -> view camera
+    view_t: np.ndarray   # (V, 3)
+    timing: dict = field(default_factory=dict)
+
+
+def render_view(scene: scenes.Scene, K: Intrinsics, model, centre: np.ndarray, cube_mm: float, size: int,
+                rng: np.random.Generator, timing: dict | None = None) -> tuple[np.ndarray, CropWindow]:
+    """Crop (float32 mm) of one noisy sensor image of `scene`, centred on `centre`."""
+    t0 = time.perf_counter()
+    window = crop_window(centre, K, cube_mm, size)
+    us, vs = window.sample_grid()
+    u0, u1 = max(int(us.min()) - MARGIN_X, 0), min(int(us.max()) + 1 + MARGIN_X, K.width)
+    v0, v1 = max(int(vs.min()) - MARGIN_Y, 0), min(int(vs.max()) + 1 + MARGIN_Y, K.height)
+    if u1 <= u0 or v1 <= v0:  # the cube lies entirely outside the image
+        return np.zeros((size, size), np.float32), window
+    K_roi = K.window(u0, v0, u1 - u0, v1 - v0)
+    depth, labels = render_capsules(scene.capsules, K_roi, scene.parts)
+    depth, labels = render_planes(scene.planes, K_roi, scene.plane_parts, depth, labels)
+    t1 = time.perf_counter()
+    noisy = apply_sensor(depth, K_roi, model, rng, labels=labels)
+    t2 = time.perf_counter()
+    crop = crop_depth(noisy, crop_window(centre, K_roi, cube_mm, size))
+    if timing is not None:
+        timing["render"] = timing.get("render", 0.0) + t1 - t0
+        timing["noise"] = timing.get("noise", 0.0) + t2 - t1
+        timing["crop"] = timing.get("crop", 0.0) + time.perf_counter() - t2
+    return crop, window
+
+
+def make_sample(index: int, config: SynthConfig, prior: PosePrior, timing: dict | None = None) -> Sample:
+    rng = np.random.default_rng([config.seed, index])
+    model = SENSORS[config.sensor]
+    K = model.intrinsics
+    t0 = time.perf_counter()
+    articulation, shape = prior.sample(rng, 1)
+    base = scenes.sample_scene(rng, K, articulation[0], shape[0], config.z_range)
+    if timing is not None:
+        timing["scene"] = timing.get("scene", 0.0) + time.perf_counter() - t0
+    V, S = config.views, config.size
+    out = Sample(np.zeros((V, S, S), np.uint16), np.zeros((V, 21, 3), np.float32), np.zeros((V, 3), np.float32),
+                 np.zeros((V, 4), np.float32), np.zeros((V, 29), np.float32), shape[0].astype(np.float32),
+                 np.tile(np.eye(3, dtype=np.float32), (V, 1, 1)), np.zeros((V, 3), np.float32))
+    palm = skeleton.palm_centre(base.joints)
+    for v in range(V):
+        sc = base
+        if v > 0:
+            R, t = scenes.orbit_view(rng, palm, config.orbit_deg)
+            sc = base.transformed(R, t)
+            out.view_R[v], out.view_t[v] = R, t
+        centre = skeleton.palm_centre(sc.joints) + rng.normal(0.0, config.jitter_mm, 3)
+        crop, window = render_view(sc, K, model, centre, config.cube_mm, S, rng, timing)
+        out.depth[v] = np.clip(np.rint(crop), 0, 65535).astype(np.uint16)
+        out.joints[v] = sc.joints
+        out.centre[v] = window.center
+        out.window[v] = (window.uc, window.vc, window.sx, window.sy)
+        out.pose[v] = sc.pose
+    return out
+
+
+# --- shards ----------------------------------------------------------------------------------------------
+
+def shard_name(k: int) -> str:
+    return f"shard_{k:05d}.npz"
+
+
+def write_shard(path: Path, samples: list[Sample], config: SynthConfig, first_index: int) -> None:
+    arrays = {name: np.stack([getattr(s, name) for s in samples]) for name in
+              ("depth", "joints", "centre", "window", "pose", "shape", "view_R", "view_t")}
+    meta = dict(format_version=FORMAT_VERSION, config=asdict(config), first_index=first_index,
+                intrinsics=SENSORS[config.sensor].intrinsics.to_dict(), joint_set="canonical21",
+                units="mm, OpenCV camera frame (x right, y down, z forward)")
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)  # a shard is either complete or absent, never half-written
+
+
+def generate_shard(out_dir: Path, k: int, n_total: int, shard_size: int, config: SynthConfig,
+                   prior: PosePrior | None = None, progress=None) -> Path:
+    prior = prior or PosePrior.load()
+    first = k * shard_size
+    samples = []
+    for i in range(first, min(first + shard_size, n_total)):
+        samples.append(make_sample(i, config, prior))
+        if progress is not None:
+            progress(1)
+    path = Path(out_dir) / shard_name(k)
+    write_shard(path, samples, config, first)
+    return path
+
+
+class SynthShards:
+    """Reader of a folder of shards: whole arrays for training, or DepthFrames (one view) for evaluation."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.paths = sorted(self.root.glob("shard_*.npz"))
+        if not self.paths:
+            from handtrack.inference.errors import HandtrackError
+            raise HandtrackError(f"no synthetic shards (shard_*.npz) in {self.root}")
+        self._cache: dict[int, dict] = {}
+        self._counts = [self._load(k)["depth"].shape[0] for k in range(len(self.paths))]
+        self._offsets = np.cumsum([0] + self._counts)
+
+    def _load(self, k: int) -> dict:
+        if k not in self._cache:
+            with np.load(self.paths[k]) as z:
+                data = {name: z[name] for name in z.files}
+            data["meta"] = json.loads(str(data["meta"]))
+            if data["meta"].get("format_version") != FORMAT_VERSION:
+                from handtrack.inference.errors import HandtrackError
+                raise HandtrackError(f"{self.paths[k]}: shard format {data['meta'].get('format_version')}, "
+                                     f"this handtrack reads format {FORMAT_VERSION}")
+            self._cache = {k: data}  # keep one shard in memory
+        return self._cache[k]
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All shards concatenated (for training on small sets)."""
+        parts = [self._load(k) for k in range(len(self.paths))]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0] if name != "meta"}
+
+    def frame(self, i: int, view: int = 0) -> DepthFrame:
+        k = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        data = self._load(k)
+        j = i - self._offsets[k]
+        meta = data["meta"]
+        K = Intrinsics.from_dict(meta["intrinsics"])
+        cfg = meta["config"]
+        uc, vc, sx, sy = data["window"][j, view].astype(np.float64)
+        window = CropWindow(data["centre"][j, view].astype(np.float64), cfg["cube_mm"], cfg["size"], uc, vc, sx, sy)
+        return DepthFrame(depth_mm=data["depth"][j, view].astype(np.float32), intrinsics=window.intrinsics(K),
+                          joints_xyz=data["joints"][j, view].astype(np.float64), joint_set="canonical21",
+                          frame_id=f"{self.paths[k].name}:{j}:{view}",
+                          meta=dict(window=window, sensor_intrinsics=K, sensor=cfg["sensor"]))
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.frame(i)

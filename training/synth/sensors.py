@@ -1,0 +1,331 @@
+"""Depth sensor models: turn a clean rendered depth image into what a real depth camera would deliver.
+
+The renderer gives exact depth in mm (0 = the ray hit nothing) for a window of a sensor. A sensor model adds,
+in this order, the artefacts that matter for hand crops:
+
+1. projector shadows / stereo occlusion: pixels the projector (structured light) or the second imager (stereo)
+   cannot see because a nearer surface on the same row is in the way, computed geometrically from the depth;
+2. edge artefacts at depth discontinuities: dropped pixels and flying pixels (depth between the two surfaces);
+3. disparity noise, spatially correlated (real matchers use windows, so their noise is blotchy, not white);
+4. disparity quantisation (PrimeSense: 1/8 px), so depth steps grow as z^2;
+5. output: depth-unit rounding, range limits, random small holes, and the missing value (0, or 2001 like NYU).
+
+Everything is done in disparity d = f * |baseline| / z (pixels of the window), where all three effects are
+natural: a sensor's noise and quantisation are constant in disparity, which is why its depth error grows as z^2.
+The sign of `baseline_mm` says where the projector / second imager sits along the sensor's x axis and so on which
+side of a foreground edge its shadow falls. Numbers in the presets cite their source; see docs/sensors.md.
+
+Cost matters (the synthetic pipeline must make >= 300 samples/s on one core): a few whole-image numpy / cv2
+passes, no per-pixel Python, and only uniform random draws (numpy's normal sampler is ~6x slower).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from handtrack.inference.camera import D435_848, NYU, SR305, Intrinsics
+
+NYU_FAR_MM = 2001.0  # NYU frames write missing and far-background pixels as 2001 mm (../shared/data/README.md)
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    """One depth camera. Pixel quantities are at the sensor's native resolution (render windows at it)."""
+
+    name: str
+    intrinsics: Intrinsics  # full frame, native resolution
+    # x of the projector (structured light) or second imager (stereo) relative to the reference camera, in mm;
+    # shadows fall on the side of a foreground edge away from it. 0 = an ideal sensor: no disparity effects.
+    baseline_mm: float = 0.0
+    disparity_noise_px: float = 0.0  # std of the (correlated) disparity noise
+    disparity_step_px: float = 0.0  # disparity quantisation; 0 = continuous
+    depth_unit_mm: float = 0.0  # output depth is rounded to multiples of this; 0 = no rounding
+    min_range_mm: float = 0.0
+    max_range_mm: float = math.inf
+    shadows: bool = False  # projector shadows / stereo occlusion
+    out_of_view_invalid: bool = False  # pixels whose match falls outside the second imager's frame (D4xx band)
+    edge_step: float = 0.1  # a depth discontinuity: neighbourhood with 1 - z_near / z_far above this
+    edge_radius_px: int = 1  # neighbourhood half-size for edges (and so how wide the edge artefacts are)
+    edge_dropout: float = 0.0  # probability that an edge pixel is missing
+    flying_pixels: float = 0.0  # probability that an edge pixel gets a depth between its near and far neighbours
+    holes_per_mpx: float = 0.0  # random small holes per million pixels
+    hole_radius_px: int = 1
+    nyu_like: bool = False  # missing and out-of-range pixels read NYU_FAR_MM instead of 0
+
+    def __post_init__(self):
+        disparity_effects = (self.disparity_noise_px, self.disparity_step_px, self.shadows,
+                             self.out_of_view_invalid, self.edge_dropout, self.flying_pixels)
+        if self.baseline_mm == 0 and any(disparity_effects):
+            raise ValueError(f"sensor {self.name!r}: noise, quantisation, shadows and edge artefacts need a baseline")
+        if self.edge_dropout + self.flying_pixels > 1:
+            raise ValueError(f"sensor {self.name!r}: edge_dropout + flying_pixels must be <= 1")
+
+    @property
+    def missing_value(self) -> float:
+        return NYU_FAR_MM if self.nyu_like else 0.0
+
+
+# An ideal sensor with the NYU camera: exact depth, only the range limits and the missing convention.
+CLEAN = SensorModel(
+    name="clean",
+    intrinsics=NYU,
+    min_range_mm=100.0,  # chosen wider than every real preset, so "clean" never cuts what a sensor would keep
+    max_range_mm=10_000.0,
+)
+
+# Kinect v1 / PrimeSense Carmine, as recorded in the NYU hand dataset.
+PRIMESENSE = SensorModel(
+    name="primesense",
+    intrinsics=NYU,  # NYU calibration, 640x480 (REFERENCE.md section 5 and 7)
+    # |75 mm|: projector-camera baseline (REFERENCE.md section 5). Negative = projector on the image's left, so
+    # shadows fall to the RIGHT of foreground edges: measured in ../shared/data/nyu/test_depth_1_0000001.png, where
+    # 512 near-left/far-right row gaps have median width 0.84x the 75 mm geometric prediction and the other
+    # sides show no such band. (Kinect output is commonly mirrored; we follow the data.)
+    baseline_mm=-75.0,
+    disparity_step_px=1 / 8,  # REFERENCE.md section 5; steps ~1 mm at 0.6 m, ~2.8 mm at 1 m, as in the NYU frame
+    # Khoshelham & Elberink, Sensors 12(2):1437, 2012: random error grows as z^2 to ~4 cm at 5 m, i.e.
+    # sigma_z ~ 1.6 mm * (z / 1 m)^2, i.e. sigma_d = 1.6 mm * f * b / (1 m)^2 ~ 0.07 px.
+    disparity_noise_px=0.07,
+    depth_unit_mm=1.0,  # OpenNI and NYU store integer mm
+    # ~0.5 m: nearest depth PrimeSense returns in practice (Microsoft's Kinect v1 spec: 0.8 m default mode,
+    # 0.4 m near mode); the NYU test frame starts at 731 mm.
+    min_range_mm=500.0,
+    max_range_mm=2000.0,  # NYU frames hold nothing beyond 2000 mm (valid 731..1984 in frame 1, the rest 2001)
+    shadows=True,
+    # Edge artefacts chosen by eye against the NYU frame: ragged, partly missing silhouettes, few mixed depths.
+    edge_step=0.03,  # ~20 mm at 0.6 m: a finger in front of the palm already breaks the 9x9 correlation window
+    edge_radius_px=1,
+    edge_dropout=0.4,
+    flying_pixels=0.05,
+    nyu_like=True,  # missing -> 2001 like NYU frames (dataclasses.replace(..., nyu_like=False) for 0)
+)
+
+# Intel RealSense D435 (D4xx active stereo), depth at 848x480.
+REALSENSE = SensorModel(
+    name="realsense",
+    intrinsics=D435_848,  # inference/camera.py: D435 at 848x480, fx ~430 px (REFERENCE.md section 5)
+    # Left imager is the reference, right imager 50 mm to its right (REFERENCE.md section 5, D435 datasheet):
+    # occlusion holes to the LEFT of foreground edges.
+    baseline_mm=50.0,
+    # RMS error z^2 * subpixel / (f * b) with subpixel ~0.08 px (REFERENCE.md section 5; Grunnet-Jepsen et al.,
+    # Intel "Tuning depth cameras for best performance"): ~1 mm at 0.5 m, ~4 mm at 1 m.
+    disparity_noise_px=0.08,
+    depth_unit_mm=1.0,  # D4xx default depth scale 0.001 m
+    # REFERENCE.md section 5: minimum range ~0.2-0.3 m (the lower end, as for hands held close).
+    min_range_mm=200.0,
+    max_range_mm=10_000.0,  # D435 datasheet: depth up to ~10 m
+    shadows=True,  # regions the right imager cannot see are invalid
+    out_of_view_invalid=True,  # the D4xx invalid band at the left image border (no overlap with the right imager)
+    # Edge artefacts and holes chosen by eye (no D4xx frame in ../shared/data): D4xx keeps many mixed depths at
+    # silhouettes ("flying pixels") and drops some.
+    edge_step=0.03,
+    edge_radius_px=1,
+    edge_dropout=0.15,
+    flying_pixels=0.5,
+    holes_per_mpx=400.0,  # ~25 holes in a 250x250 window
+    hole_radius_px=1,
+)
+
+# Intel RealSense SR305 (SR300 coded light), 640x480, depth unit 1/8 mm.
+SR305_MODEL = SensorModel(
+    name="sr305",
+    intrinsics=SR305,  # ../shared/data/README.md (fx = fy = 476.0068)
+    # Chosen by eye against ../shared/data/realsense_sr305 frames: invalid bands are widest to the RIGHT of the
+    # hand (median ~20 px for a hand ~0.3 m in front of the body, ~6-10 px on other sides), i.e. a shadow of
+    # ~10-14 px on top of the edge dropout; 35 mm gives 476 * 35 * (1/500 - 1/800) ~ 12 px.
+    baseline_mm=-35.0,
+    # Modest: the SDK output is very smooth (pixel-to-pixel residual < 0.1 mm in the frames); 0.02 px gives
+    # ~0.4 mm at 0.5 m, ~1.4 mm at 1 m. Chosen by eye, not measured.
+    disparity_noise_px=0.02,
+    depth_unit_mm=0.125,  # 1/8 mm per unit (REFERENCE.md section 5, data README)
+    min_range_mm=200.0,  # REFERENCE.md section 5: range ~0.2-1.5 m
+    max_range_mm=1500.0,
+    shadows=True,
+    # Chosen by eye against the SR305 frames: wide invalid rims (~3-5 px each side of a silhouette), no mixed depths.
+    edge_step=0.03,
+    edge_radius_px=2,
+    edge_dropout=0.8,
+    flying_pixels=0.0,
+    holes_per_mpx=100.0,  # a few small holes on the body in the frames
+    hole_radius_px=1,
+)
+
+SENSORS: dict[str, SensorModel] = {m.name: m for m in (CLEAN, PRIMESENSE, REALSENSE, SR305_MODEL)}
+
+
+def get_sensor(name: str) -> SensorModel:
+    try:
+        return SENSORS[name]
+    except KeyError:
+        raise KeyError(f"unknown sensor {name!r}; known: {', '.join(SENSORS)}") from None
+
+
+def apply_sensor(depth_clean_mm: np.ndarray, K_window: Intrinsics, model: SensorModel, rng: np.random.Generator,
+                 labels: np.ndarray | None = None) -> np.ndarray:
+    """What `model` would deliver for the clean depth (mm, 0 = nothing) of the window `K_window` of the sensor.
+
+    Returns float32 (H, W) mm with `model.missing_value` where the sensor has no depth. Deterministic for a given
+    `rng` state. `labels` (per-pixel surface ids) is accepted for the generator's convenience and checked for
+    shape; the current models derive everything from depth alone.
+    Shadows cast by occluders outside the window are not seen: render with `shadow_margin_px` extra columns.
+    """
+    z = np.asarray(depth_clean_mm, dtype=np.float32)
+    if z.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got shape {z.shape}")
+    if labels is not None and np.shape(labels) != z.shape:
+        raise ValueError(f"labels shape {np.shape(labels)} differs from depth shape {z.shape}")
+    hit = z > 0
+    if model.baseline_mm == 0:
+        return _finish(z.copy(), hit, model)
+
+    fb = np.float32(K_window.fx * abs(model.baseline_mm))  # disparity (px) times depth (mm)
+    disparity = _disparity(z, hit, fb)
+    valid = hit
+    if model.shadows or model.out_of_view_invalid:
+        valid = valid & ~_unseen_by_second_view(disparity, hit, K_window, model)
+    if model.edge_dropout or model.flying_pixels:
+        dropped, flying = _edge_artefacts(disparity, model, rng)
+        valid = (valid | flying) & ~dropped  # a flying pixel may also bridge into empty or shadowed space
+    if model.disparity_noise_px:
+        disparity += _blotchy_noise(z.shape, model.disparity_noise_px, rng)
+    if model.disparity_step_px:
+        step = np.float32(model.disparity_step_px)
+        disparity = np.rint(disparity / step) * step
+    if model.holes_per_mpx:
+        valid = valid & ~_random_holes(z.shape, model, rng)
+    with np.errstate(divide="ignore"):
+        depth = fb / disparity  # noise can push a disparity to <= 0: out of range, hence missing, in _finish
+    return _finish(depth, valid, model)
+
+
+def shadow_margin_px(model: SensorModel, K_window: Intrinsics, z_near_mm: float, z_far_mm: float) -> int:
+    """Columns to render beyond a window so its shadows and edges see every occluder that can reach into it.
+
+    An occluder at z_near hides background at z_far up to f * |b| * (1/z_near - 1/z_far) px away, on the side of
+    it away from the projector; add the edge neighbourhood. Render that many extra columns on the side TOWARD the
+    projector / second imager (right for baseline > 0, left for < 0), or on both sides to keep it simple, and crop.
+    """
+    if model.baseline_mm == 0:
+        return 0
+    reach = K_window.fx * abs(model.baseline_mm) * (1.0 / z_near_mm - 1.0 / z_far_mm)
+    return int(math.ceil(max(reach, 0.0))) + model.edge_radius_px + 1
+
+
+def _disparity(z: np.ndarray, hit: np.ndarray, fb: np.float32) -> np.ndarray:
+    """f*|b|/z in px; 0 (infinitely far) where the ray hit nothing."""
+    with np.errstate(divide="ignore"):
+        d = fb / z
+    d[~hit] = 0
+    return d
+
+
+def _unseen_by_second_view(disparity: np.ndarray, hit: np.ndarray, K: Intrinsics, model: SensorModel) -> np.ndarray:
+    """Pixels the projector / second imager cannot see: hidden by a nearer surface, or outside its frame.
+
+    The second view sees pixel u of a row at column u2 = u - s * d (s = sign of the baseline). Along a row,
+    surfaces keep their left-to-right order there unless one hides another, so (for s > 0) pixel u is hidden
+    exactly when some pixel to its right lands at or left of u2(u); for s < 0, mirrored. Such an occluder lies
+    at most max(d) - min(d) columns away, which bounds the search.
+    """
+    sign = 1.0 if model.baseline_mm > 0 else -1.0
+    cols = np.arange(disparity.shape[1], dtype=np.float32)
+    key = np.float32(sign) * cols - disparity  # = s * u2: must not decrease toward the second view
+    key[~hit] = np.inf  # nothing occludes nothing
+    unseen = np.zeros(disparity.shape, dtype=bool)
+    if model.shadows and hit.any():
+        d_min, d_max, _, _ = cv2.minMaxLoc(disparity, mask=hit.view(np.uint8))
+        unseen = _smaller_within(key, int(math.ceil(d_max - d_min)) + 1, forward=sign > 0)
+    if model.out_of_view_invalid:
+        # Second-view column in full-frame pixels; assumes K is a window of model.intrinsics (same f).
+        u2_full = np.float32(sign) * key + np.float32(model.intrinsics.cx - K.cx)
+        unseen |= (u2_full < -0.5) | (u2_full > model.intrinsics.width - 0.5)
+    return unseen
+
+
+def _smaller_within(key: np.ndarray, reach: int, forward: bool) -> np.ndarray:
+    """Per pixel: is a smaller key within `reach` columns after it (forward) or before it (backward), same row?
+
+    Running minimum by doubling: after k steps each entry holds the min over 2^k columns, so log2(reach)
+    whole-array minimums (~4x faster than np.minimum.accumulate here). Done on the transposed image
+    (cv2.transpose is ~5x faster than numpy's copy) so each step compares contiguous blocks.
+    """
+    key_t = cv2.transpose(key)
+    m = key_t.copy()
+    n = m.shape[0]
+    span = 1
+    while span <= reach and span < n:
+        if forward:
+            m[: n - span] = np.minimum(m[: n - span], m[span:])
+        else:
+            m[span:] = np.minimum(m[span:], m[: n - span])
+        span *= 2
+    return cv2.transpose((key_t > m).view(np.uint8)).view(bool)
+
+
+def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Drop or mix pixels near depth discontinuities: updates `disparity` in place, returns (dropped, flying).
+
+    A pixel is at an edge when its (2r+1)^2 neighbourhood spans more than `edge_step` in relative depth
+    (1 - z_near/z_far = 1 - d_min/d_max; rays that hit nothing count as infinitely far). A flying pixel takes
+    a disparity uniformly between its neighbourhood's extremes, like a matcher window straddling both surfaces.
+    """
+    kernel = np.ones((2 * model.edge_radius_px + 1,) * 2, dtype=np.uint8)
+    d_max = cv2.dilate(disparity, kernel)
+    d_min = cv2.erode(disparity, kernel)
+    edge = np.flatnonzero(d_min < np.float32(1.0 - model.edge_step) * d_max)
+    u = rng.random(edge.size, dtype=np.float32)
+    dropped = np.zeros(disparity.shape, dtype=bool)
+    dropped.flat[edge[u < model.edge_dropout]] = True
+    flying = np.zeros(disparity.shape, dtype=bool)
+    if model.flying_pixels:
+        flies = (u >= model.edge_dropout) & (u < model.edge_dropout + model.flying_pixels)
+        at = edge[flies]
+        t = (u[flies] - np.float32(model.edge_dropout)) / np.float32(model.flying_pixels)
+        lo, hi = d_min.flat[at], d_max.flat[at]
+        disparity.flat[at] = lo + t * (hi - lo)
+        flying.flat[at] = True
+    return dropped, flying
+
+
+def _blotchy_noise(shape: tuple[int, int], std: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean noise of standard deviation `std`, correlated over ~2 px.
+
+    Half-resolution triangular noise (the sum of two random bytes) upsampled x2 bilinearly: every output pixel
+    then mixes four source values with weights (3/4, 1/4) per axis, so its variance is exactly
+    (9/16 + 1/16)^2 = 0.625^2 times the source's everywhere (except the 1-px border), which we rescale. Sums of
+    8 uniforms are close to Gaussian, and random bytes cost a quarter of numpy's float draws (a tenth of its
+    normal sampler), which matters at our budget.
+    """
+    h, w = shape
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
+    b = np.frombuffer(rng.bytes(2 * h2 * w2), dtype=np.uint8).reshape(2, h2, w2)
+    half = b[0].astype(np.float32)
+    half += b[1]
+    half -= np.float32(255.0)  # mean of the sum of two bytes
+    up = cv2.resize(half, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    byte_pair_var = 2 * (256.0**2 - 1) / 12  # variance of the sum of two uniform bytes
+    return up * np.float32(std / (math.sqrt(byte_pair_var) * 0.625))
+
+
+def _random_holes(shape: tuple[int, int], model: SensorModel, rng: np.random.Generator) -> np.ndarray:
+    """Small round holes at Poisson-many random places (dark or specular spots the sensor cannot read)."""
+    h, w = shape
+    seeds = np.zeros(shape, dtype=np.uint8)
+    seeds.flat[rng.integers(0, h * w, rng.poisson(model.holes_per_mpx * h * w / 1e6))] = 1
+    r = model.hole_radius_px
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(seeds, disc).view(bool)
+
+
+def _finish(depth: np.ndarray, valid: np.ndarray, model: SensorModel) -> np.ndarray:
+    """Round to the depth unit, apply the range limits and write the missing value."""
+    if model.depth_unit_mm:
+        unit = np.float32(model.depth_unit_mm)
+        depth = np.rint(depth / unit) * unit
+    valid = valid & (depth >= np.float32(model.min_range_mm)) & (depth <= np.float32(model.max_range_mm))
+    depth[~valid] = np.float32(model.missing_value)
+    return depth
