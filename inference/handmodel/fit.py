@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .keypoints import KeypointSet, get_keypoint_set, keypoints
-from .kinematics import axis_angle_to_matrix, forward, matrix_to_axis_angle
+from .geometry import thumb_rest_frame
+from .kinematics import PALM_BONE, Kinematics, axis_angle_to_matrix, forward, matrix_to_axis_angle
 from .params import ARTIC, NUM_ARTIC, NUM_POSE, NUM_SHAPE, POSE_LOWER, POSE_UPPER, ROT, SHAPE_LOWER, \
     SHAPE_UPPER, TRANS
 
@@ -134,35 +135,81 @@ def _split(x, fixed_shape):
     return artic, shape
 
 
-def _hand_points(x, fixed_shape, ks):
-    """Keypoints in the hand frame for free parameters x (..., n_free)."""
+def _hand_kinematics(x, fixed_shape):
+    """Kinematics in the hand frame for free parameters x (..., n_free)."""
     artic, shape = _split(x, fixed_shape)
-    return keypoints(forward(_hand_pose(artic), shape), ks)
+    return forward(_hand_pose(artic), shape)
+
+
+def _hand_points(x, fixed_shape, ks):
+    return keypoints(_hand_kinematics(x, fixed_shape), ks)
 
 
 def _hand_points_and_jacobian(x, fixed_shape, ks):
-    """Hand-frame keypoints (B, J, 3) and their forward-difference Jacobian (B, J, 3, n_free)."""
-    n = x.shape[-1]
-    xs = np.repeat(x[:, None, :], n + 1, axis=1)
-    xs[:, 1:] += _FD_STEP * np.eye(n)
-    pts = _hand_points(xs, fixed_shape, ks)            # (B, n+1, J, 3)
-    jac = (pts[:, 1:] - pts[:, :1]) / _FD_STEP          # (B, n, J, 3)
-    return pts[:, 0], np.moveaxis(jac, 1, -1)
+    """Hand-frame keypoints (B, J, 3) and their Jacobian (B, J, 3, n_free): analytic for the articulation,
+    forward differences for the shape factors (all perturbed hands in one forward call)."""
+    n_shape = x.shape[-1] - NUM_ARTIC
+    xs = np.repeat(x[:, None, :], n_shape + 1, axis=1)
+    xs[:, 1:, NUM_ARTIC:] += _FD_STEP * np.eye(n_shape)
+    kin = _hand_kinematics(xs, fixed_shape)
+    pts = keypoints(kin, ks)                                           # (B, 1 + n_shape, J, 3)
+    base = Kinematics(kin.R[:, 0], kin.origin[:, 0], kin.length[:, 0], kin.shape[:, 0])
+    jac_artic = articulation_jacobian(base, ks, pts[:, 0])
+    jac_shape = np.moveaxis((pts[:, 1:] - pts[:, :1]) / _FD_STEP, 1, -1)
+    return pts[:, 0], np.concatenate([jac_artic, jac_shape], -1)
+
+
+# Each articulation angle as (first bone it moves, its rotation axis). The axes restate kinematics.forward's
+# parameterisation (rot_x: flexion about the bone's x; abduction = rot_z(-a) about the palm normal; thumb CMC
+# abduction about the thumb rest frame's z; thumb MCP abduction about the metacarpal's z);
+# tests/test_handmodel_fit.py checks them against finite differences of forward().
+_AXIS_BONE_X, _AXIS_BONE_Z, _AXIS_PALM_NEG_Z, _AXIS_THUMB_REST_Z = range(4)
+_ARTIC_JOINTS = [(1, _AXIS_BONE_X, 1), (1, _AXIS_THUMB_REST_Z, 1), (2, _AXIS_BONE_X, 2), (2, _AXIS_BONE_Z, 1),
+                 (3, _AXIS_BONE_X, 3)] + [
+    j for f in range(4) for j in ((4 + 3 * f, _AXIS_PALM_NEG_Z, 0), (4 + 3 * f, _AXIS_BONE_X, 4 + 3 * f),
+                                  (5 + 3 * f, _AXIS_BONE_X, 5 + 3 * f), (6 + 3 * f, _AXIS_BONE_X, 6 + 3 * f))]
+_MOVED_BONE = np.array([j[0] for j in _ARTIC_JOINTS])
+_THUMB_REST_Z = thumb_rest_frame()[:, 2]
+
+
+def articulation_jacobian(kin: Kinematics, ks: KeypointSet, points: np.ndarray) -> np.ndarray:
+    """d keypoints / d articulation (B, J, 3, 21): a hinge with axis w through c moves a point p by w x (p - c),
+    for every keypoint on the hinge's bone or further out along the same digit."""
+    R = kin.R
+    axes = np.empty(R.shape[:-3] + (NUM_ARTIC, 3))
+    for i, (_, kind, b) in enumerate(_ARTIC_JOINTS):
+        if kind == _AXIS_BONE_X:
+            axes[..., i, :] = R[..., b, :, 0]
+        elif kind == _AXIS_BONE_Z:
+            axes[..., i, :] = R[..., b, :, 2]
+        elif kind == _AXIS_PALM_NEG_Z:
+            axes[..., i, :] = -R[..., PALM_BONE, :, 2]
+        else:
+            axes[..., i, :] = R[..., PALM_BONE, :, :] @ _THUMB_REST_Z
+    centres = kin.origin[..., _MOVED_BONE, :]                          # (B, 21, 3)
+    # Digit bones are numbered consecutively (1-3 thumb, 4-6 index, ...): same digit and not proximal.
+    digit = lambda b: (b - 1) // 3
+    moves = ((digit(ks.bone)[None, :] == digit(_MOVED_BONE)[:, None])
+             & (ks.bone[None, :] >= _MOVED_BONE[:, None])).T            # (J, 21)
+    lever = points[..., :, None, :] - centres[..., None, :, :]          # (B, J, 21, 3)
+    jac = np.cross(np.broadcast_to(axes[..., None, :, :], lever.shape), lever) * moves[..., None]
+    return np.moveaxis(jac, -2, -1)
 
 
 def _normal_equations(points, jac, R, t, tgt, w, x, prior_w, prior_c):
-    """J^T J and J^T r over [rotation increment (3), translation (3), free parameters]."""
-    cam = np.einsum("bij,bkj->bki", R, points)
+    """J^T J and J^T r over [rotation increment (3), translation (3), free parameters], priors included."""
+    Rb = R[:, None]                                                    # (B, 1, 3, 3)
+    cam = (Rb @ points[..., None])[..., 0]
     res = cam + t[:, None] - tgt                                       # (B, J, 3)
     # d(R exp([d]) p)/dd = -R [p]x = -[R p]x R ; d/dt = I ; d/dx = R dp/dx.
-    J_rot = -np.einsum("bkil,blj->bkij", _skew(cam), R)                # (B, J, 3, 3)
+    J_rot = -_skew(cam) @ Rb                                           # (B, J, 3, 3)
     J_t = np.broadcast_to(np.eye(3), J_rot.shape)
-    J_x = np.einsum("bij,bkjp->bkip", R, jac)                           # (B, J, 3, n)
-    Jm = np.concatenate([J_rot, J_t, J_x], -1)                          # (B, J, 3, P)
-    Jw = Jm * w[:, :, None, None]
-    A = np.einsum("bkip,bkiq->bpq", Jw, Jm)
-    g = np.einsum("bkip,bki->bp", Jw, res)
-    n = x.shape[-1]
+    J_x = Rb @ jac                                                     # (B, J, 3, n)
+    B, n_j = w.shape
+    Jm = np.concatenate([J_rot, J_t, J_x], -1).reshape(B, 3 * n_j, -1)
+    sw = np.repeat(w, 3, axis=1)[..., None]                            # per-row weight
+    A = np.swapaxes(Jm * sw, 1, 2) @ Jm
+    g = (np.swapaxes(Jm * sw, 1, 2) @ res.reshape(B, -1, 1))[..., 0]
     A[:, 6:, 6:] += np.diag(prior_w)
     g[:, 6:] += prior_w * (x - prior_c)
     return A, g

@@ -274,20 +274,20 @@ def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
     a disparity uniformly between its neighbourhood's extremes, like a matcher window straddling both surfaces.
     """
     kernel = np.ones((2 * model.edge_radius_px + 1,) * 2, dtype=np.uint8)
-    d_max = cv2.dilate(disparity, kernel)
-    d_min = cv2.erode(disparity, kernel)
+    d_max = cv2.dilate(disparity, kernel).reshape(-1)
+    d_min = cv2.erode(disparity, kernel).reshape(-1)
     edge = np.flatnonzero(d_min < np.float32(1.0 - model.edge_step) * d_max)
     u = rng.random(edge.size, dtype=np.float32)
     dropped = np.zeros(disparity.shape, dtype=bool)
-    dropped.flat[edge[u < model.edge_dropout]] = True
+    dropped.reshape(-1)[edge[u < model.edge_dropout]] = True
     flying = np.zeros(disparity.shape, dtype=bool)
     if model.flying_pixels:
         flies = (u >= model.edge_dropout) & (u < model.edge_dropout + model.flying_pixels)
         at = edge[flies]
         t = (u[flies] - np.float32(model.edge_dropout)) / np.float32(model.flying_pixels)
-        lo, hi = d_min.flat[at], d_max.flat[at]
-        disparity.flat[at] = lo + t * (hi - lo)
-        flying.flat[at] = True
+        lo, hi = d_min[at], d_max[at]
+        disparity.reshape(-1)[at] = lo + t * (hi - lo)
+        flying.reshape(-1)[at] = True
     return dropped, flying
 
 
