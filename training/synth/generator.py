@@ -18,6 +18,7 @@ from handtrack.inference import skeleton
 from handtrack.inference.camera import Intrinsics
 from handtrack.inference.crop import CropWindow, crop_depth, crop_window
 from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.errors import HandtrackError
 from handtrack.inference.handmodel.render import render_capsules, render_planes
 
 from . import scene as scenes
@@ -37,7 +38,7 @@ class SynthConfig:
     size: int = 128
     views: int = 1
     jitter_mm: float = 5.0  # crop centre noise (MURAUER / DeepPrior++ augmentation)
-    z_range: tuple[float, float] = (350.0, 1100.0)
+    z_range: tuple[float, float] = (350.0, 1100.0)  # palm depth, mm; narrowed to what the sensor sees
     orbit_deg: float = 60.0  # how far extra views may orbit around the hand
     seed: int = 0
 
@@ -54,6 +55,15 @@ class Sample:
     view_R: np.ndarray   # (V, 3, 3) view-0 camera -> view camera
     view_t: np.ndarray   # (V, 3)
     timing: dict = field(default_factory=dict)
+
+
+def hand_depth_range(config: SynthConfig, model) -> tuple[float, float]:
+    """Palm depths to sample: the configured range, kept where the sensor sees the whole hand."""
+    lo = max(config.z_range[0], model.min_range_mm + 100.0)
+    hi = min(config.z_range[1], model.max_range_mm - 150.0)
+    if hi <= lo:
+        raise HandtrackError(f"sensor {model.name} sees nothing in palm depths {config.z_range} mm")
+    return lo, hi
 
 
 def render_view(scene: scenes.Scene, K: Intrinsics, model, centre: np.ndarray, cube_mm: float, size: int,
@@ -86,7 +96,7 @@ def make_sample(index: int, config: SynthConfig, prior: PosePrior, timing: dict 
     K = model.intrinsics
     t0 = time.perf_counter()
     articulation, shape = prior.sample(rng, 1)
-    base = scenes.sample_scene(rng, K, articulation[0], shape[0], config.z_range)
+    base = scenes.sample_scene(rng, K, articulation[0], shape[0], hand_depth_range(config, model))
     if timing is not None:
         timing["scene"] = timing.get("scene", 0.0) + time.perf_counter() - t0
     V, S = config.views, config.size
@@ -148,7 +158,6 @@ class SynthShards:
         self.root = Path(root)
         self.paths = sorted(self.root.glob("shard_*.npz"))
         if not self.paths:
-            from handtrack.inference.errors import HandtrackError
             raise HandtrackError(f"no synthetic shards (shard_*.npz) in {self.root}")
         self._cache: dict[int, dict] = {}
         self._counts = [self._load(k)["depth"].shape[0] for k in range(len(self.paths))]
@@ -160,8 +169,7 @@ class SynthShards:
                 data = {name: z[name] for name in z.files}
             data["meta"] = json.loads(str(data["meta"]))
             if data["meta"].get("format_version") != FORMAT_VERSION:
-                from handtrack.inference.errors import HandtrackError
-                raise HandtrackError(f"{self.paths[k]}: shard format {data['meta'].get('format_version')}, "
+                    raise HandtrackError(f"{self.paths[k]}: shard format {data['meta'].get('format_version')}, "
                                      f"this handtrack reads format {FORMAT_VERSION}")
             self._cache = {k: data}  # keep one shard in memory
         return self._cache[k]
