@@ -12,7 +12,7 @@ from handtrack.inference.errors import HandtrackError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="synthetic data: render shards (synth), fit the NYU pose prior (fit-prior)",
+    p = sub.add_parser("data", help="synthetic data: render shards (synth), compare with real crops (compare), fit the pose prior (fit-prior)",
                        description="Synthetic training data.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -28,6 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     s.add_argument("--preview", type=Path, help="also write a PNG grid of the first samples")
     s.set_defaults(run=run_synth)
+
+    c = dsub.add_parser("compare", help="picture of real NYU/SR305 crops beside synthetic crops of each sensor")
+    c.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared real data folder")
+    c.add_argument("--out", type=Path, default=Path("docs/figures/real_vs_synth.png"))
+    c.set_defaults(run=run_compare)
 
     f = dsub.add_parser("fit-prior", help="fit the hand model to the NYU poses and rebuild the pose prior")
     f.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with nyu/test_joints36_uvd.npz")
@@ -84,6 +89,15 @@ def run_synth(args: argparse.Namespace) -> int:
         from handtrack.training.synth.preview import save_preview
         save_preview(args.out, args.preview)
         print(f"preview: {args.preview}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from handtrack.training.synth.compare import make_figure
+    if not (args.data / "nyu").is_dir():
+        raise HandtrackError(f"no real data at {args.data} (expected nyu/ and realsense_sr305/ there)")
+    report = make_figure(args.data, args.out)
+    print(f"wrote {args.out}; NYU frame fit residual {report['nyu_fit_residual_mm']:.2f} mm")
     return 0
 
 

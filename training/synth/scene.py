@@ -111,13 +111,20 @@ def _clutter(rng: np.random.Generator, palm: np.ndarray) -> tuple[list, list]:
     return caps, [PART_CLUTTER] * len(caps)
 
 
-def sample_scene(rng: np.random.Generator, K: Intrinsics, articulation: np.ndarray, shape: np.ndarray,
-                 z_range=(350.0, 1100.0), body_probability: float = 0.85) -> Scene:
+def sample_hand_pose(rng: np.random.Generator, K: Intrinsics, articulation: np.ndarray, shape: np.ndarray,
+                     z_range=(350.0, 1100.0)) -> np.ndarray:
+    """A pose vector with the given articulation, a random view and the palm somewhere the camera sees it."""
     R = sample_orientation(rng)
     palm = sample_palm_position(rng, K, z_range)
     wrist = rng.uniform(params.POSE_LOWER[params.WRIST], params.POSE_UPPER[params.WRIST]) * 0.6
-    pose = hand_pose(articulation, shape, R, palm, wrist)
+    return hand_pose(articulation, shape, R, palm, wrist)
+
+
+def build_scene(rng: np.random.Generator, pose: np.ndarray, shape: np.ndarray,
+                body_probability: float = 0.85) -> Scene:
+    """The hand in `pose` with, around it, the rest of the person (usually), clutter and a wall."""
     kin = kinematics.forward(pose, shape)
+    palm = skeleton.palm_centre(kin.joints)
     caps, parts = surface.capsules(kin)
     caps, parts = [caps], [parts]
     if rng.random() < body_probability:
@@ -132,8 +139,14 @@ def sample_scene(rng: np.random.Generator, K: Intrinsics, articulation: np.ndarr
     # A wall facing the camera, slightly tilted, well behind everything.
     normal = _rot(0, rng.normal(0, 0.15)) @ _rot(1, rng.normal(0, 0.2)) @ np.array([0.0, 0.0, 1.0])
     wall = np.array([[*normal, rng.uniform(palm[2] + 900, 3500)]])
-    return Scene(pose, np.asarray(shape, np.float64), kin.joints, np.concatenate(caps),
+    return Scene(np.asarray(pose, np.float64), np.asarray(shape, np.float64), kin.joints, np.concatenate(caps),
                  np.concatenate(parts).astype(np.int16), wall, np.array([PART_WALL], np.int16))
+
+
+def sample_scene(rng: np.random.Generator, K: Intrinsics, articulation: np.ndarray, shape: np.ndarray,
+                 z_range=(350.0, 1100.0), body_probability: float = 0.85) -> Scene:
+    pose = sample_hand_pose(rng, K, articulation, shape, z_range)
+    return build_scene(rng, pose, shape, body_probability)
 
 
 def orbit_view(rng: np.random.Generator, centre: np.ndarray, max_angle_deg: float = 60.0

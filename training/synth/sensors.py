@@ -20,6 +20,7 @@ passes, no per-pixel Python, and only uniform random draws (numpy's normal sampl
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,7 +41,8 @@ class SensorModel:
     # x of the projector (structured light) or second imager (stereo) relative to the reference camera, in mm;
     # shadows fall on the side of a foreground edge away from it. 0 = an ideal sensor: no disparity effects.
     baseline_mm: float = 0.0
-    disparity_noise_px: float = 0.0  # std of the (correlated) disparity noise
+    disparity_noise_px: float = 0.0  # std of the disparity noise
+    noise_grain_px: int = 2  # the noise is correlated over about this many pixels (matchers use windows)
     disparity_step_px: float = 0.0  # disparity quantisation; 0 = continuous
     depth_unit_mm: float = 0.0  # output depth is rounded to multiples of this; 0 = no rounding
     min_range_mm: float = 0.0
@@ -86,19 +88,21 @@ PRIMESENSE = SensorModel(
     # sides show no such band. (Kinect output is commonly mirrored; we follow the data.)
     baseline_mm=-75.0,
     disparity_step_px=1 / 8,  # REFERENCE.md section 5; steps ~1 mm at 0.6 m, ~2.8 mm at 1 m, as in the NYU frame
-    # Khoshelham & Elberink, Sensors 12(2):1437, 2012: random error grows as z^2 to ~4 cm at 5 m, i.e.
-    # sigma_z ~ 1.6 mm * (z / 1 m)^2, i.e. sigma_d = 1.6 mm * f * b / (1 m)^2 ~ 0.07 px.
-    disparity_noise_px=0.07,
+    # Khoshelham & Elberink, Sensors 12(2):1437, 2012: random error grows as z^2 to ~4 cm at 5 m. That includes
+    # the 1/8 px quantisation (step 71 mm at 5 m, ~20 mm RMS); the rest, ~34 mm, is
+    # sigma_d = 34 mm * f * b / (5 m)^2 = 0.034 * 588 * 0.075 / 25 ~ 0.06 px.
+    disparity_noise_px=0.06,
+    noise_grain_px=4,  # chosen by eye: NYU surfaces show clean iso-depth bands, little pixel-scale speckle
     depth_unit_mm=1.0,  # OpenNI and NYU store integer mm
     # ~0.5 m: nearest depth PrimeSense returns in practice (Microsoft's Kinect v1 spec: 0.8 m default mode,
     # 0.4 m near mode); the NYU test frame starts at 731 mm.
     min_range_mm=500.0,
     max_range_mm=2000.0,  # NYU frames hold nothing beyond 2000 mm (valid 731..1984 in frame 1, the rest 2001)
     shadows=True,
-    # Edge artefacts chosen by eye against the NYU frame: ragged, partly missing silhouettes, few mixed depths.
-    edge_step=0.03,  # ~20 mm at 0.6 m: a finger in front of the palm already breaks the 9x9 correlation window
+    # Edge artefacts chosen by eye against the NYU frame: silhouettes fray in chunks, few mixed depths.
+    edge_step=0.03,  # ~20 mm at 0.6 m: a finger lying on the palm is already an edge
     edge_radius_px=1,
-    edge_dropout=0.4,
+    edge_dropout=0.3,
     flying_pixels=0.05,
     nyu_like=True,  # missing -> 2001 like NYU frames (dataclasses.replace(..., nyu_like=False) for 0)
 )
@@ -144,10 +148,11 @@ SR305_MODEL = SensorModel(
     min_range_mm=200.0,  # REFERENCE.md section 5: range ~0.2-1.5 m
     max_range_mm=1500.0,
     shadows=True,
-    # Chosen by eye against the SR305 frames: wide invalid rims (~3-5 px each side of a silhouette), no mixed depths.
+    # Chosen by eye against the SR305 frames: solid invalid rims, gaps of 6-8 px between a hand and the body
+    # on the sides without shadow (so ~3 px on each side of a silhouette), smooth outlines, no mixed depths.
     edge_step=0.03,
-    edge_radius_px=2,
-    edge_dropout=0.8,
+    edge_radius_px=3,
+    edge_dropout=0.95,
     flying_pixels=0.0,
     holes_per_mpx=100.0,  # a few small holes on the body in the frames
     hole_radius_px=1,
@@ -190,7 +195,7 @@ def apply_sensor(depth_clean_mm: np.ndarray, K_window: Intrinsics, model: Sensor
         dropped, flying = _edge_artefacts(disparity, model, rng)
         valid = (valid | flying) & ~dropped  # a flying pixel may also bridge into empty or shadowed space
     if model.disparity_noise_px:
-        disparity += _blotchy_noise(z.shape, model.disparity_noise_px, rng)
+        disparity += _blotchy_noise(z.shape, model.disparity_noise_px, model.noise_grain_px, rng)
     if model.disparity_step_px:
         step = np.float32(model.disparity_step_px)
         disparity = np.rint(disparity / step) * step
@@ -272,12 +277,14 @@ def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
     A pixel is at an edge when its (2r+1)^2 neighbourhood spans more than `edge_step` in relative depth
     (1 - z_near/z_far = 1 - d_min/d_max; rays that hit nothing count as infinitely far). A flying pixel takes
     a disparity uniformly between its neighbourhood's extremes, like a matcher window straddling both surfaces.
+    Decisions are shared by grain x grain patches, so silhouettes fray in chunks as in real frames, not in
+    single-pixel salt and pepper.
     """
     kernel = np.ones((2 * model.edge_radius_px + 1,) * 2, dtype=np.uint8)
     d_max = cv2.dilate(disparity, kernel).reshape(-1)
     d_min = cv2.erode(disparity, kernel).reshape(-1)
     edge = np.flatnonzero(d_min < np.float32(1.0 - model.edge_step) * d_max)
-    u = rng.random(edge.size, dtype=np.float32)
+    u = _patch_uniform(edge, disparity.shape, model.noise_grain_px, rng)
     dropped = np.zeros(disparity.shape, dtype=bool)
     dropped.reshape(-1)[edge[u < model.edge_dropout]] = True
     flying = np.zeros(disparity.shape, dtype=bool)
@@ -291,24 +298,39 @@ def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
     return dropped, flying
 
 
-def _blotchy_noise(shape: tuple[int, int], std: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean noise of standard deviation `std`, correlated over ~2 px.
+def _patch_uniform(flat_index: np.ndarray, shape: tuple[int, int], grain_px: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Uniform [0, 1) values for the given pixels, one value per grain x grain patch of the image."""
+    ph, pw = -(-shape[0] // grain_px), -(-shape[1] // grain_px)
+    patch = np.frombuffer(rng.bytes(2 * ph * pw), dtype=np.uint16)  # 16 bits: probabilities to 1.5e-5
+    rows, cols = np.divmod(flat_index, shape[1])
+    return patch[(rows // grain_px) * pw + cols // grain_px] * np.float32(1.0 / 65536)
 
-    Half-resolution triangular noise (the sum of two random bytes) upsampled x2 bilinearly: every output pixel
-    then mixes four source values with weights (3/4, 1/4) per axis, so its variance is exactly
-    (9/16 + 1/16)^2 = 0.625^2 times the source's everywhere (except the 1-px border), which we rescale. Sums of
-    8 uniforms are close to Gaussian, and random bytes cost a quarter of numpy's float draws (a tenth of its
-    normal sampler), which matters at our budget.
+
+def _blotchy_noise(shape: tuple[int, int], std: float, grain_px: int, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean noise of standard deviation `std`, correlated over about `grain_px` pixels.
+
+    Uniform random bytes smoothed twice by a grain x grain box (a separable triangle kernel): the result is
+    stationary, its variance is known exactly (byte variance times the kernel's sum of squared weights), and as
+    a sum of many uniforms it is close to Gaussian. Random bytes cost a fraction of numpy's float or normal
+    draws, which matters at our budget.
     """
-    h, w = shape
-    h2, w2 = (h + 1) // 2, (w + 1) // 2
-    b = np.frombuffer(rng.bytes(2 * h2 * w2), dtype=np.uint8).reshape(2, h2, w2)
-    half = b[0].astype(np.float32)
-    half += b[1]
-    half -= np.float32(255.0)  # mean of the sum of two bytes
-    up = cv2.resize(half, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    byte_pair_var = 2 * (256.0**2 - 1) / 12  # variance of the sum of two uniform bytes
-    return up * np.float32(std / (math.sqrt(byte_pair_var) * 0.625))
+    k = (grain_px, grain_px)
+    h, w = shape[0] + 2 * grain_px, shape[1] + 2 * grain_px  # a margin, so no border pixel sees reflected samples
+    raw = np.frombuffer(rng.bytes(h * w), dtype=np.uint8).reshape(h, w)
+    smooth = cv2.blur(cv2.boxFilter(raw, cv2.CV_32F, k), k)[grain_px:-grain_px, grain_px:-grain_px]
+    scale = np.float32(std / math.sqrt(_BYTE_VARIANCE * _triangle_energy(grain_px)))
+    return (smooth - np.float32(127.5)) * scale
+
+
+_BYTE_VARIANCE = (256.0**2 - 1) / 12  # a uniform random byte
+
+
+@functools.lru_cache(maxsize=None)
+def _triangle_energy(grain_px: int) -> float:
+    """Sum of squared weights of the 2-D kernel box(grain) * box(grain): the variance gain of _blotchy_noise."""
+    w = np.convolve(np.ones(grain_px), np.ones(grain_px)) / grain_px**2
+    return float(np.sum(w**2) ** 2)
 
 
 def _random_holes(shape: tuple[int, int], model: SensorModel, rng: np.random.Generator) -> np.ndarray:
