@@ -2,9 +2,10 @@
 
 Unknowns per hand: the global rotation (as a small increment on a running rotation matrix, so the axis-angle
 singularity at pi never bites), the wrist translation, the 21 articulation angles and optionally the 8 shape
-factors. The keypoints of any joint set are rigid in their bone frames, so the global part of the Jacobian is
-analytic and only the articulation/shape part is taken by forward differences, in the hand frame, with every
-perturbed hand of the chunk going through one vectorised `kinematics.forward` call.
+factors. Keypoints are rigid in their bone frames, so the Jacobian is analytic for the global part (a rigid
+motion) and for the articulation (each angle is a hinge: w x (p - c)); only the shape factors, which scale
+bones, are differenced, all perturbed hands going through one vectorised `kinematics.forward` call. Hands are
+fitted in chunks; a hand that has converged drops out of its chunk's batch.
 
 Joint limits are respected by projection (clipping after each step) with bound-active parameters frozen in the
 step; weak priors (articulation towards 0, shape towards 1) keep the problem well posed where the targets do
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keypoints import KeypointSet, get_keypoint_set, keypoints
 from .geometry import thumb_rest_frame
+from .keypoints import KeypointSet, get_keypoint_set, keypoints
 from .kinematics import PALM_BONE, Kinematics, axis_angle_to_matrix, forward, matrix_to_axis_angle
 from .params import ARTIC, NUM_ARTIC, NUM_POSE, NUM_SHAPE, POSE_LOWER, POSE_UPPER, ROT, SHAPE_LOWER, \
     SHAPE_UPPER, TRANS
@@ -37,18 +38,18 @@ class FitResult:
 
 @dataclass(frozen=True)
 class FitOptions:
-    iterations: int = 40
+    iterations: int = 30
     fit_shape: bool = True
     # Prior weights in mm^2 per unit^2: a 1 rad articulation angle costs as much as 1 mm^2 of summed joint error
     # by default (negligible where joints constrain it); a shape factor 0.1 off costs 2 mm^2.
     artic_prior: float = 1.0
     shape_prior: float = 200.0
     chunk: int = 256
-    tolerance: float = 1e-7  # stop a chunk when no hand's cost improves by more than this fraction
+    tolerance: float = 1e-6  # a hand has converged when a step improves its cost by less than this fraction
 
 
 def fit_to_joints(targets: np.ndarray, joint_set: str | KeypointSet, shape: np.ndarray | None = None,
-                  fit_shape: bool = True, iterations: int = 40, init_artic: np.ndarray | None = None,
+                  fit_shape: bool = True, iterations: int = 30, init_artic: np.ndarray | None = None,
                   progress: bool = False, **options) -> FitResult:
     """Fit pose (and shape) to targets (B, J, 3) in mm, camera frame, of `joint_set`.
 
@@ -73,52 +74,58 @@ def fit_to_joints(targets: np.ndarray, joint_set: str | KeypointSet, shape: np.n
     for s in starts:
         sl = slice(s, s + opts.chunk)
         pose[sl], shape_out[sl] = _fit_chunk(targets[sl], ks, artic0[sl].copy(), shape0[sl].copy(), opts)
-    pred = keypoints(forward(pose, shape_out), ks)
-    per_joint = np.linalg.norm(pred - targets, axis=-1)
-    with np.errstate(invalid="ignore"):
-        residual = np.nanmean(np.where(np.isfinite(per_joint), per_joint, np.nan), axis=-1)
+    per_joint = np.linalg.norm(keypoints(forward(pose, shape_out), ks) - targets, axis=-1)
+    seen = np.isfinite(per_joint)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        residual = np.where(seen, per_joint, 0.0).sum(-1) / seen.sum(-1)
     return FitResult(pose, shape_out, residual, per_joint)
 
 
 # --- one chunk ------------------------------------------------------------------------------------------
 def _fit_chunk(targets, ks, artic, shape, opts):
     valid = np.isfinite(targets).all(-1)
-    w = valid.astype(np.float64)                    # (B, J) per-joint weight
+    w = valid.astype(np.float64)                    # (B, J) per-joint weight: 0 ignores a NaN target
     tgt = np.where(valid[..., None], targets, 0.0)
     R, t = _init_global(tgt, w, ks, artic, shape)
     n_free = NUM_ARTIC + (NUM_SHAPE if opts.fit_shape else 0)
     lower = np.concatenate([POSE_LOWER[ARTIC], SHAPE_LOWER])[:n_free]
     upper = np.concatenate([POSE_UPPER[ARTIC], SHAPE_UPPER])[:n_free]
     x = np.concatenate([artic, shape], -1)[:, :n_free]
-    fixed_shape = None if opts.fit_shape else shape
     prior_w = np.concatenate([np.full(NUM_ARTIC, opts.artic_prior), np.full(NUM_SHAPE, opts.shape_prior)])[:n_free]
     prior_c = np.concatenate([np.zeros(NUM_ARTIC), np.ones(NUM_SHAPE)])[:n_free]
     mu = np.full(len(x), _MU_INIT)
-
-    def cost(points, R, t, x):
-        res = np.einsum("bij,bkj->bki", R, points) + t[:, None] - tgt
-        return 0.5 * (np.einsum("bk,bki,bki->b", w, res, res) + np.einsum("p,bp->b", prior_w, (x - prior_c) ** 2))
+    active = np.arange(len(x))  # hands still improving; converged ones drop out of the batch
 
     for _ in range(opts.iterations):
-        points, jac = _hand_points_and_jacobian(x, fixed_shape, ks)
-        c0 = cost(points, R, t, x)
-        A, g = _normal_equations(points, jac, R, t, tgt, w, x, prior_w, prior_c)
-        dx = _lm_step(A, g, mu, x, lower, upper)
-        R1 = R @ axis_angle_to_matrix(dx[:, 0:3])
-        t1 = t + dx[:, 3:6]
-        x1 = np.clip(x + dx[:, 6:], lower, upper)
-        c1 = cost(_hand_points(x1, fixed_shape, ks), R1, t1, x1)
-        better = c1 < c0
-        R[better], t[better], x[better] = R1[better], t1[better], x1[better]
-        mu = np.clip(np.where(better, mu / 3, mu * 4), _MU_MIN, _MU_MAX)
-        if np.all(~better | (c0 - c1 <= opts.tolerance * c0)):
+        if active.size == 0:
             break
+        a = active
+        fixed = None if opts.fit_shape else shape[a]
+        points, jac = _hand_points_and_jacobian(x[a], fixed, ks)
+        c0 = _cost(points, R[a], t[a], tgt[a], w[a], x[a], prior_w, prior_c)
+        A, g = _normal_equations(points, jac, R[a], t[a], tgt[a], w[a], x[a], prior_w, prior_c)
+        dx = _lm_step(A, g, mu[a], x[a], lower, upper)
+        R1 = R[a] @ axis_angle_to_matrix(dx[:, 0:3])
+        t1 = t[a] + dx[:, 3:6]
+        x1 = np.clip(x[a] + dx[:, 6:], lower, upper)
+        c1 = _cost(_hand_points(x1, fixed, ks), R1, t1, tgt[a], w[a], x1, prior_w, prior_c)
+        better = c1 < c0
+        R[a[better]], t[a[better]], x[a[better]] = R1[better], t1[better], x1[better]
+        mu[a] = np.clip(np.where(better, mu[a] / 3, mu[a] * 4), _MU_MIN, _MU_MAX)
+        converged = (better & (c0 - c1 <= opts.tolerance * c0)) | (mu[a] >= _MU_MAX)
+        active = a[~converged]
 
     pose = np.zeros((len(x), NUM_POSE))
     pose[:, ROT] = matrix_to_axis_angle(R)
     pose[:, TRANS] = t
     pose[:, ARTIC] = x[:, :NUM_ARTIC]
     return pose, (x[:, NUM_ARTIC:] if opts.fit_shape else shape)
+
+
+def _cost(points, R, t, tgt, w, x, prior_w, prior_c):
+    """Half the weighted squared joint error plus the priors, per hand."""
+    res = (R[:, None] @ points[..., None])[..., 0] + t[:, None] - tgt
+    return 0.5 * ((w * (res ** 2).sum(-1)).sum(-1) + ((x - prior_c) ** 2 * prior_w).sum(-1))
 
 
 def _hand_pose(artic: np.ndarray) -> np.ndarray:
@@ -238,7 +245,7 @@ def _init_global(tgt, w, ks, artic, shape):
     """Rotation (B, 3, 3) and translation (B, 3) aligning the starting hand's palm-rigid keypoints to the targets."""
     kin = forward(_hand_pose(artic), shape)
     src = keypoints(kin, ks)
-    rigid = ks.palm_rigid(forward(np.zeros(NUM_POSE)).length)
+    rigid = ks.palm_rigid()
     wr = w * rigid
     # Too few palm points seen: align everything that was seen instead (a rougher start, still a start).
     few = (wr > 0).sum(-1) < 3

@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import skeleton
 from ..errors import HandtrackError
-from . import geometry as G
-from .kinematics import BONE_NAMES, DIGITS, PALM_BONE, Kinematics, digit_bones
+from .kinematics import BONE_NAMES, DIGITS, PALM_BONE, Kinematics, digit_bones, forward, palm_centre_local
+from .params import NUM_POSE
 
 NYU_JSON = Path(__file__).with_name("keypoints_nyu.json")
 # A keypoint this close to the origin of a digit's first bone (or on the palm) moves rigidly with the palm:
@@ -58,14 +58,15 @@ class KeypointSet:
         return KeypointSet(name, tuple(self.names[i] for i in index), self.bone[index], self.along[index],
                            self.offset_mm[index])
 
-    def rest_local(self, reference_lengths: np.ndarray) -> np.ndarray:
-        """(J, 3) offsets in each keypoint's bone frame for the reference shape (lengths (17,) of that shape)."""
-        return np.stack([self.offset_mm[:, 0], self.along * reference_lengths[self.bone], self.offset_mm[:, 1]], -1)
+    def reference_local(self) -> np.ndarray:
+        """(J, 3) each keypoint in its bone's frame, for the reference hand."""
+        lengths = _reference_lengths()[self.bone]
+        return np.stack([self.offset_mm[:, 0], self.along * lengths, self.offset_mm[:, 1]], -1)
 
-    def palm_rigid(self, reference_lengths: np.ndarray) -> np.ndarray:
+    def palm_rigid(self) -> np.ndarray:
         """(J,) bool: keypoints that move (almost) rigidly with the palm, whatever the articulation."""
         first_segments = [digit_bones(d)[0] for d in DIGITS]
-        near_origin = np.linalg.norm(self.rest_local(reference_lengths), axis=-1) < _RIGID_RADIUS_MM
+        near_origin = np.linalg.norm(self.reference_local(), axis=-1) < _RIGID_RADIUS_MM
         return (self.bone == PALM_BONE) | (np.isin(self.bone, first_segments) & near_origin)
 
     # --- JSON (the calibrated NYU set) --------------------------------------------------------------------
@@ -104,6 +105,11 @@ def get_keypoint_set(name: str) -> KeypointSet:
     return _BUILDERS[name]()
 
 
+@lru_cache(maxsize=1)
+def _reference_lengths() -> np.ndarray:
+    return forward(np.zeros(NUM_POSE)).length
+
+
 # --- the sets ------------------------------------------------------------------------------------------------
 def _joint_point(j: int) -> tuple[int, float]:
     """Canonical joint j as (bone, along): the wrist and bone origins at 0, digit tips at the end of the last."""
@@ -134,8 +140,8 @@ def _msra21() -> KeypointSet:
 @lru_cache(maxsize=None)
 def _icvl16() -> KeypointSet:
     # The palm centre (mean of the wrist and the four MCPs) is a fixed point of the palm bone.
-    centre = np.mean([(0.0, 0.0, 0.0)] + [G.MCP[f] for f in ("index", "middle", "ring", "pinky")], axis=0)
-    palm = (PALM_BONE, centre[1] / G.MCP["middle"][1])
+    centre = palm_centre_local()
+    palm = (PALM_BONE, centre[1] / _reference_lengths()[PALM_BONE])
     thumb = [skeleton.FINGER_JOINTS["thumb"][k] for k in (1, 2, 3)]  # MCP, IP, tip
     fingers = [skeleton.FINGER_JOINTS[f][k] for f in skeleton.FINGERS[1:] for k in (0, 1, 3)]  # MCP, PIP, tip
     offsets = np.zeros((16, 2))

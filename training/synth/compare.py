@@ -2,7 +2,7 @@
 
 NYU: the real test frame 1, and our PrimeSense and D4xx models rendering the hand model fitted to that frame's
 36 ground-truth joints, cropped at the same centre. SR305 (no labels): the hand is found as the nearest blob,
-and an open hand with the same in-plane direction is rendered at the same place with the SR305 and D4xx models.
+and an open hand pointing the same way in the image is rendered at the same place with the SR305 and D4xx models.
 """
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from .generator import render_view
 from .scene import build_scene, hand_pose
 from .sensors import SENSORS
 
-SR305_FRAMES = ("20210326-230536_30.png", "20210326-230536_110.png", "20210326-230536_170.png")
+# Three SR305 frames and the image direction their fingers point in, read by eye from each frame (no labels).
+SR305_FRAMES = (("20210326-230536_110.png", (1.0, -0.45)), ("20210326-230536_130.png", (1.0, 0.15)),
+                ("20210326-230536_150.png", (0.2, 1.0)))
 CUBE_MM = 300.0
 TILE = 192
 
@@ -41,9 +43,9 @@ def _synthetic(pose, shape, centre, sensor: str, K: camera.Intrinsics, seed: int
     return crop
 
 
-def nearest_blob_centre(depth_mm: np.ndarray, K: camera.Intrinsics, slab_mm: float = 120.0):
-    """Centre (mm) and principal image direction of the nearest sizeable blob: a stand-in hand finder for
-    labelled-free figures (the tracker's localiser replaces it at runtime)."""
+def nearest_blob_centre(depth_mm: np.ndarray, K: camera.Intrinsics, slab_mm: float = 120.0) -> np.ndarray:
+    """Centre (mm) of the nearest sizeable blob: a stand-in hand finder for these unlabelled frames (the
+    tracker's localiser is the real one)."""
     valid = depth_mm > 0
     near = np.percentile(depth_mm[valid], 0.5)
     mask = (valid & (depth_mm < near + slab_mm)).astype(np.uint8)
@@ -51,15 +53,7 @@ def nearest_blob_centre(depth_mm: np.ndarray, K: camera.Intrinsics, slab_mm: flo
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     v, u = np.nonzero(lab == biggest)
     pts = camera.deproject(np.stack([u, v], -1), depth_mm[v, u], K)
-    centre = pts.mean(0)
-    # Direction of the fingers: the blob's long axis, pointing away from where the arm leaves the blob
-    # (the arm side reaches farther from the centre along the axis, so take the shorter end).
-    uv = np.stack([u, v], -1) - np.array([u.mean(), v.mean()])
-    axis = np.linalg.svd(uv, full_matrices=False)[2][0]
-    proj = uv @ axis
-    if -proj.min() < proj.max():
-        axis = -axis
-    return centre, axis
+    return pts.mean(0)
 
 
 def _open_hand_facing(direction_uv: np.ndarray, palm: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -89,9 +83,9 @@ def make_figure(data_dir: Path, out_png: Path) -> dict:
     rows.append([_tile(real, centre[2], "NYU real"), _tile(prime, centre[2], "synth primesense"),
                  _tile(rs, centre[2], "synth realsense D4xx")])
     # SR305 frames: no labels, an open hand placed where the real one is.
-    for k, name in enumerate(SR305_FRAMES):
+    for k, (name, direction) in enumerate(SR305_FRAMES):
         f = realsense_png.load_frame(data_dir / "realsense_sr305" / name)
-        centre, direction = nearest_blob_centre(f.depth_mm, f.intrinsics)
+        centre = nearest_blob_centre(f.depth_mm, f.intrinsics)
         real = crop_depth(f.depth_mm, crop_window(centre, f.intrinsics, CUBE_MM, 128))
         shape = np.ones(params.NUM_SHAPE)
         pose = _open_hand_facing(direction, centre, shape)

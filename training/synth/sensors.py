@@ -10,13 +10,14 @@ in this order, the artefacts that matter for hand crops:
 4. disparity quantisation (PrimeSense: 1/8 px), so depth steps grow as z^2;
 5. output: depth-unit rounding, range limits, random small holes, and the missing value (0, or 2001 like NYU).
 
-Everything is done in disparity d = f * |baseline| / z (pixels of the window), where all three effects are
-natural: a sensor's noise and quantisation are constant in disparity, which is why its depth error grows as z^2.
-The sign of `baseline_mm` says where the projector / second imager sits along the sensor's x axis and so on which
+Everything is done in disparity d = f * |baseline| / z (pixels of the window), the quantity these sensors
+measure: their noise and quantisation are constant in disparity, which is why their depth error grows as z^2,
+and occlusion is a comparison of columns shifted by d. The sign of `baseline_mm` says where the projector / second imager sits along the sensor's x axis and so on which
 side of a foreground edge its shadow falls. Numbers in the presets cite their source; see docs/sensors.md.
 
 Cost matters (the synthetic pipeline must make >= 300 samples/s on one core): a few whole-image numpy / cv2
-passes, no per-pixel Python, and only uniform random draws (numpy's normal sampler is ~6x slower).
+passes, no per-pixel Python, in-place arithmetic where it is natural, and random bytes or a hash instead of
+numpy's float and normal samplers (several times slower).
 """
 from __future__ import annotations
 
@@ -42,14 +43,14 @@ class SensorModel:
     # shadows fall on the side of a foreground edge away from it. 0 = an ideal sensor: no disparity effects.
     baseline_mm: float = 0.0
     disparity_noise_px: float = 0.0  # std of the disparity noise
-    noise_grain_px: int = 2  # the noise is correlated over about this many pixels (matchers use windows)
+    noise_grain_px: int = 2  # even; noise and edge decisions are correlated over ~this many px (matching windows)
     disparity_step_px: float = 0.0  # disparity quantisation; 0 = continuous
     depth_unit_mm: float = 0.0  # output depth is rounded to multiples of this; 0 = no rounding
     min_range_mm: float = 0.0
     max_range_mm: float = math.inf
     shadows: bool = False  # projector shadows / stereo occlusion
     out_of_view_invalid: bool = False  # pixels whose match falls outside the second imager's frame (D4xx band)
-    edge_step: float = 0.1  # a depth discontinuity: neighbourhood with 1 - z_near / z_far above this
+    edge_step: float = 0.03  # a depth discontinuity: neighbourhood with 1 - z_near / z_far above this
     edge_radius_px: int = 1  # neighbourhood half-size for edges (and so how wide the edge artefacts are)
     edge_dropout: float = 0.0  # probability that an edge pixel is missing
     flying_pixels: float = 0.0  # probability that an edge pixel gets a depth between its near and far neighbours
@@ -64,16 +65,18 @@ class SensorModel:
             raise ValueError(f"sensor {self.name!r}: noise, quantisation, shadows and edge artefacts need a baseline")
         if self.edge_dropout + self.flying_pixels > 1:
             raise ValueError(f"sensor {self.name!r}: edge_dropout + flying_pixels must be <= 1")
+        if self.noise_grain_px % 2 or self.noise_grain_px < 2:
+            raise ValueError(f"sensor {self.name!r}: noise_grain_px must be even and >= 2")
 
     @property
     def missing_value(self) -> float:
         return NYU_FAR_MM if self.nyu_like else 0.0
 
 
-# An ideal sensor with the NYU camera: exact depth, only the range limits and the missing convention.
+# An ideal sensor: exact depth, only the range limits and the missing convention.
 CLEAN = SensorModel(
     name="clean",
-    intrinsics=NYU,
+    intrinsics=NYU,  # any camera would do; NYU is the benchmark's
     min_range_mm=100.0,  # chosen wider than every real preset, so "clean" never cuts what a sensor would keep
     max_range_mm=10_000.0,
 )
@@ -84,8 +87,8 @@ PRIMESENSE = SensorModel(
     intrinsics=NYU,  # NYU calibration, 640x480 (REFERENCE.md section 5 and 7)
     # |75 mm|: projector-camera baseline (REFERENCE.md section 5). Negative = projector on the image's left, so
     # shadows fall to the RIGHT of foreground edges: measured in ../shared/data/nyu/test_depth_1_0000001.png, where
-    # 512 near-left/far-right row gaps have median width 0.84x the 75 mm geometric prediction and the other
-    # sides show no such band. (Kinect output is commonly mirrored; we follow the data.)
+    # 512 near-left/far-right row gaps have a median width 0.84x the 75 mm geometric prediction, while gaps on
+    # the other sides are rarer and unrelated to the geometry. (Physical side or mirrored image: the data decides.)
     baseline_mm=-75.0,
     disparity_step_px=1 / 8,  # REFERENCE.md section 5; steps ~1 mm at 0.6 m, ~2.8 mm at 1 m, as in the NYU frame
     # Khoshelham & Elberink, Sensors 12(2):1437, 2012: random error grows as z^2 to ~4 cm at 5 m. That includes
@@ -97,7 +100,7 @@ PRIMESENSE = SensorModel(
     # ~0.5 m: nearest depth PrimeSense returns in practice (Microsoft's Kinect v1 spec: 0.8 m default mode,
     # 0.4 m near mode); the NYU test frame starts at 731 mm.
     min_range_mm=500.0,
-    max_range_mm=2000.0,  # NYU frames hold nothing beyond 2000 mm (valid 731..1984 in frame 1, the rest 2001)
+    max_range_mm=2000.0,  # NYU writes 2001 for anything farther (frame 1: valid 731..1996 mm, the rest 2001)
     shadows=True,
     # Edge artefacts chosen by eye against the NYU frame: silhouettes fray in chunks, few mixed depths.
     edge_step=0.03,  # ~20 mm at 0.6 m: a finger lying on the palm is already an edge
@@ -117,6 +120,7 @@ REALSENSE = SensorModel(
     # RMS error z^2 * subpixel / (f * b) with subpixel ~0.08 px (REFERENCE.md section 5; Grunnet-Jepsen et al.,
     # Intel "Tuning depth cameras for best performance"): ~1 mm at 0.5 m, ~4 mm at 1 m.
     disparity_noise_px=0.08,
+    noise_grain_px=2,  # chosen: slightly blotchy, as window-matched stereo noise is (no D4xx frame here to measure)
     depth_unit_mm=1.0,  # D4xx default depth scale 0.001 m
     # REFERENCE.md section 5: minimum range ~0.2-0.3 m (the lower end, as for hands held close).
     min_range_mm=200.0,
@@ -129,8 +133,8 @@ REALSENSE = SensorModel(
     edge_radius_px=1,
     edge_dropout=0.15,
     flying_pixels=0.5,
-    holes_per_mpx=400.0,  # ~25 holes in a 250x250 window
-    hole_radius_px=1,
+    holes_per_mpx=150.0,  # ~9 holes in a 250x250 window
+    hole_radius_px=1,  # 3x3 px
 )
 
 # Intel RealSense SR305 (SR300 coded light), 640x480, depth unit 1/8 mm.
@@ -144,6 +148,7 @@ SR305_MODEL = SensorModel(
     # Modest: the SDK output is very smooth (pixel-to-pixel residual < 0.1 mm in the frames); 0.02 px gives
     # ~0.4 mm at 0.5 m, ~1.4 mm at 1 m. Chosen by eye, not measured.
     disparity_noise_px=0.02,
+    noise_grain_px=4,  # chosen by eye: the SDK output is smooth
     depth_unit_mm=0.125,  # 1/8 mm per unit (REFERENCE.md section 5, data README)
     min_range_mm=200.0,  # REFERENCE.md section 5: range ~0.2-1.5 m
     max_range_mm=1500.0,
@@ -152,10 +157,10 @@ SR305_MODEL = SensorModel(
     # on the sides without shadow (so ~3 px on each side of a silhouette), smooth outlines, no mixed depths.
     edge_step=0.03,
     edge_radius_px=3,
-    edge_dropout=0.95,
+    edge_dropout=1.0,
     flying_pixels=0.0,
     holes_per_mpx=100.0,  # a few small holes on the body in the frames
-    hole_radius_px=1,
+    hole_radius_px=1,  # 3x3 px, like those holes
 )
 
 SENSORS: dict[str, SensorModel] = {m.name: m for m in (CLEAN, PRIMESENSE, REALSENSE, SR305_MODEL)}
@@ -197,12 +202,11 @@ def apply_sensor(depth_clean_mm: np.ndarray, K_window: Intrinsics, model: Sensor
     if model.disparity_noise_px:
         disparity += _blotchy_noise(z.shape, model.disparity_noise_px, model.noise_grain_px, rng)
     if model.disparity_step_px:
-        step = np.float32(model.disparity_step_px)
-        disparity = np.rint(disparity / step) * step
+        _round_to(disparity, model.disparity_step_px)
     if model.holes_per_mpx:
         valid = valid & ~_random_holes(z.shape, model, rng)
     with np.errstate(divide="ignore"):
-        depth = fb / disparity  # noise can push a disparity to <= 0: out of range, hence missing, in _finish
+        depth = np.divide(fb, disparity, out=disparity)  # a disparity pushed to <= 0 is out of range: missing
     return _finish(depth, valid, model)
 
 
@@ -258,16 +262,19 @@ def _smaller_within(key: np.ndarray, reach: int, forward: bool) -> np.ndarray:
     (cv2.transpose is ~5x faster than numpy's copy) so each step compares contiguous blocks.
     """
     key_t = cv2.transpose(key)
-    m = key_t.copy()
-    n = m.shape[0]
+    run, spare = key_t.copy(), np.empty_like(key_t)  # ping-pong buffers: no allocation per step
+    n = run.shape[0]
     span = 1
     while span <= reach and span < n:
-        if forward:
-            m[: n - span] = np.minimum(m[: n - span], m[span:])
+        if forward:  # run[i] <- min(run[i], run[i + span]); the last `span` rows keep theirs
+            np.minimum(run[: n - span], run[span:], out=spare[: n - span])
+            spare[n - span:] = run[n - span:]
         else:
-            m[span:] = np.minimum(m[span:], m[: n - span])
+            np.minimum(run[span:], run[: n - span], out=spare[span:])
+            spare[:span] = run[:span]
+        run, spare = spare, run
         span *= 2
-    return cv2.transpose((key_t > m).view(np.uint8)).view(bool)
+    return cv2.transpose((key_t > run).view(np.uint8)).view(bool)
 
 
 def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
@@ -300,44 +307,66 @@ def _edge_artefacts(disparity: np.ndarray, model: SensorModel,
 
 def _patch_uniform(flat_index: np.ndarray, shape: tuple[int, int], grain_px: int,
                    rng: np.random.Generator) -> np.ndarray:
-    """Uniform [0, 1) values for the given pixels, one value per grain x grain patch of the image."""
-    ph, pw = -(-shape[0] // grain_px), -(-shape[1] // grain_px)
-    patch = np.frombuffer(rng.bytes(2 * ph * pw), dtype=np.uint16)  # 16 bits: probabilities to 1.5e-5
+    """Uniform [0, 1) values for the given pixels, one value per grain x grain patch of the image.
+
+    Only edge pixels need values, so hashing their patch index with a fresh seed (the splitmix64 mixer) is
+    several times cheaper than drawing a value for every patch of the image.
+    """
     rows, cols = np.divmod(flat_index, shape[1])
-    return patch[(rows // grain_px) * pw + cols // grain_px] * np.float32(1.0 / 65536)
+    patches_per_row = -(-shape[1] // grain_px)
+    x = ((rows // grain_px) * patches_per_row + cols // grain_px).astype(np.uint64)
+    x = x * np.uint64(0x9E3779B97F4A7C15) + np.uint64(rng.integers(1 << 63))  # wraps mod 2^64, as intended
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return (x >> np.uint64(40)).astype(np.float32) * np.float32(2.0**-24)
 
 
 def _blotchy_noise(shape: tuple[int, int], std: float, grain_px: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean noise of standard deviation `std`, correlated over about `grain_px` pixels.
+    """Zero-mean noise of standard deviation `std`, correlated over about `grain_px` (even) pixels.
 
-    Uniform random bytes smoothed twice by a grain x grain box (a separable triangle kernel): the result is
-    stationary, its variance is known exactly (byte variance times the kernel's sum of squared weights), and as
-    a sum of many uniforms it is close to Gaussian. Random bytes cost a fraction of numpy's float or normal
-    draws, which matters at our budget.
+    Made at half resolution, where it costs a quarter: triangular noise (the sum of two random bytes; bytes
+    cost a fraction of numpy's float or normal draws), box-smoothed over grain - 1 half-res pixels, then
+    upsampled x2 bilinearly; pixels `grain_px` apart keep a correlation of ~0.35. The result is stationary (the
+    four phases of the x2 upsampling are mirror images of each other and the field is mirror-symmetric), close
+    to Gaussian, and its variance gain is known exactly (_noise_gain).
     """
-    k = (grain_px, grain_px)
-    h, w = shape[0] + 2 * grain_px, shape[1] + 2 * grain_px  # a margin, so no border pixel sees reflected samples
-    raw = np.frombuffer(rng.bytes(h * w), dtype=np.uint8).reshape(h, w)
-    smooth = cv2.blur(cv2.boxFilter(raw, cv2.CV_32F, k), k)[grain_px:-grain_px, grain_px:-grain_px]
-    scale = np.float32(std / math.sqrt(_BYTE_VARIANCE * _triangle_energy(grain_px)))
-    return (smooth - np.float32(127.5)) * scale
+    margin = grain_px // 2  # half-res pixels, so no output pixel sees reflected borders
+    h2, w2 = shape[0] // 2 + 1 + 2 * margin, shape[1] // 2 + 1 + 2 * margin
+    raw = np.frombuffer(rng.bytes(2 * h2 * w2), dtype=np.uint8).reshape(2, h2, w2)
+    half = cv2.add(raw[0], raw[1], dtype=cv2.CV_32F)
+    half -= np.float32(255.0)  # the mean of the sum of two bytes
+    noise = _smooth_upsample(half, grain_px)[2 * margin: 2 * margin + shape[0], 2 * margin: 2 * margin + shape[1]]
+    noise *= np.float32(std / math.sqrt(_BYTE_PAIR_VARIANCE * _noise_gain(grain_px)))
+    return noise
 
 
-_BYTE_VARIANCE = (256.0**2 - 1) / 12  # a uniform random byte
+_BYTE_PAIR_VARIANCE = 2 * (256.0**2 - 1) / 12  # the sum of two uniform random bytes
+
+
+def _smooth_upsample(half: np.ndarray, grain_px: int) -> np.ndarray:
+    """The linear part of _blotchy_noise: box-smooth at half resolution, then bilinear x2."""
+    box = grain_px - 1  # odd, so the field stays centred; at half resolution it spans ~2 * grain px
+    if box > 1:
+        half = cv2.blur(half, (box, box))
+    return cv2.resize(half, (2 * half.shape[1], 2 * half.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 @functools.lru_cache(maxsize=None)
-def _triangle_energy(grain_px: int) -> float:
-    """Sum of squared weights of the 2-D kernel box(grain) * box(grain): the variance gain of _blotchy_noise."""
-    w = np.convolve(np.ones(grain_px), np.ones(grain_px)) / grain_px**2
-    return float(np.sum(w**2) ** 2)
+def _noise_gain(grain_px: int) -> float:
+    """Variance of _smooth_upsample's output per unit variance of white input: the energy of its impulse response
+    over the 4 upsampling phases (each output pixel collects one phase of every input sample's response)."""
+    size = 8 * grain_px + 9
+    delta = np.zeros((size, size), dtype=np.float32)
+    delta[size // 2, size // 2] = 1.0
+    return float(np.sum(np.square(_smooth_upsample(delta, grain_px), dtype=np.float64)) / 4)
 
 
 def _random_holes(shape: tuple[int, int], model: SensorModel, rng: np.random.Generator) -> np.ndarray:
     """Small round holes at Poisson-many random places (dark or specular spots the sensor cannot read)."""
     h, w = shape
     seeds = np.zeros(shape, dtype=np.uint8)
-    seeds.flat[rng.integers(0, h * w, rng.poisson(model.holes_per_mpx * h * w / 1e6))] = 1
+    seeds.reshape(-1)[rng.integers(0, h * w, rng.poisson(model.holes_per_mpx * h * w / 1e6))] = 1
     r = model.hole_radius_px
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return cv2.dilate(seeds, disc).view(bool)
@@ -346,8 +375,14 @@ def _random_holes(shape: tuple[int, int], model: SensorModel, rng: np.random.Gen
 def _finish(depth: np.ndarray, valid: np.ndarray, model: SensorModel) -> np.ndarray:
     """Round to the depth unit, apply the range limits and write the missing value."""
     if model.depth_unit_mm:
-        unit = np.float32(model.depth_unit_mm)
-        depth = np.rint(depth / unit) * unit
+        _round_to(depth, model.depth_unit_mm)
     valid = valid & (depth >= np.float32(model.min_range_mm)) & (depth <= np.float32(model.max_range_mm))
     depth[~valid] = np.float32(model.missing_value)
     return depth
+
+
+def _round_to(a: np.ndarray, step: float) -> None:
+    """Round `a` in place to multiples of `step` (in place: large temporaries cost page faults here)."""
+    a *= np.float32(1.0 / step)
+    np.rint(a, out=a)
+    a *= np.float32(step)
