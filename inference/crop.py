@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import Intrinsics, project
+from .camera import Intrinsics
 
 DEFAULT_CUBE_MM = 250.0
 DEFAULT_SIZE = 128
@@ -49,9 +49,10 @@ class CropWindow:
 
     def sample_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Integer sensor columns (size,) and rows (size,) that the crop reads (may lie outside the image)."""
-        x = np.arange(self.size, dtype=np.float64)
-        uv = self.crop_to_image(np.stack([x, x], -1))
-        return np.floor(uv[:, 0] + 0.5).astype(np.int64), np.floor(uv[:, 1] + 0.5).astype(np.int64)
+        x = np.arange(self.size, dtype=np.float64) - (self.size - 1) / 2
+        us = np.floor(x / self.sx + (self.uc + 0.5)).astype(np.intp)
+        vs = np.floor(x / self.sy + (self.vc + 0.5)).astype(np.intp)
+        return us, vs
 
 
 def crop_window(center: np.ndarray, K: Intrinsics, cube_mm: float = DEFAULT_CUBE_MM,
@@ -59,9 +60,8 @@ def crop_window(center: np.ndarray, K: Intrinsics, cube_mm: float = DEFAULT_CUBE
     center = np.asarray(center, dtype=np.float64).reshape(3)
     if not np.all(np.isfinite(center)) or center[2] <= 0:
         raise ValueError(f"crop centre must be finite and in front of the camera, got {center.tolist()}")
-    uc, vc = project(center, K)
-    z = center[2]
-    return CropWindow(center, float(cube_mm), int(size), float(uc), float(vc),
+    x, y, z = center
+    return CropWindow(center, float(cube_mm), int(size), K.fx * x / z + K.cx, K.fy * y / z + K.cy,
                       sx=size * z / (K.fx * cube_mm), sy=size * z / (K.fy * cube_mm))
 
 
@@ -69,6 +69,8 @@ def crop_depth(depth_mm: np.ndarray, window: CropWindow) -> np.ndarray:
     """Raw crop in mm (float32, 0 = missing); pixels outside the image read as missing."""
     h, w = depth_mm.shape
     us, vs = window.sample_grid()
+    if us[0] >= 0 and us[-1] < w and vs[0] >= 0 and vs[-1] < h:  # the usual case: all inside the image
+        return depth_mm[vs[:, None], us[None, :]].astype(np.float32, copy=False)
     cols_ok = (us >= 0) & (us < w)
     rows_ok = (vs >= 0) & (vs < h)
     out = np.zeros((window.size, window.size), dtype=np.float32)

@@ -23,12 +23,11 @@ from handtrack.inference.handmodel.render import render_capsules, render_planes
 
 from . import scene as scenes
 from .pose_prior import PosePrior
-from .sensors import SENSORS, apply_sensor
+from .sensors import SENSORS, apply_sensor, shadow_margin_px
 
 FORMAT_VERSION = 1
-# Extra sensor pixels rendered around the crop's window so that shadows and occlusion holes cast by surfaces
-# just outside it still fall inside (a 75 mm baseline at 0.5 m vs 1 m background shifts ~45 px at f=588).
-MARGIN_X, MARGIN_Y = 48, 4
+# Rows rendered above and below the crop's window, for the sensors' edge neighbourhoods (<= 3 px).
+MARGIN_Y = 4
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class SynthConfig:
 @dataclass
 class Sample:
     """One instant seen from `views` cameras (view 0 is the main camera)."""
-    depth: np.ndarray    # (V, S, S) uint16 crop in mm, 0 = missing
+    depth: np.ndarray    # (V, S, S) uint16 crop in mm, 0 = missing (2001 = missing/far for NYU-like sensors)
     joints: np.ndarray   # (V, 21, 3) float32 mm, each view's camera frame
     centre: np.ndarray   # (V, 3) crop centre (ground-truth palm centre + jitter), mm
     window: np.ndarray   # (V, 4) uc, vc, sx, sy of each crop (see CropWindow)
@@ -72,7 +71,11 @@ def render_view(scene: scenes.Scene, K: Intrinsics, model, centre: np.ndarray, c
     t0 = time.perf_counter()
     window = crop_window(centre, K, cube_mm, size)
     us, vs = window.sample_grid()
-    u0, u1 = max(int(us.min()) - MARGIN_X, 0), min(int(us.max()) + 1 + MARGIN_X, K.width)
+    # Shadows and occlusion holes inside the crop can be cast by surfaces outside it, on the side towards the
+    # projector / second imager: render that many extra columns there.
+    reach = shadow_margin_px(model, K, max(centre[2] - cube_mm / 2, 100.0), min(model.max_range_mm, 4000.0))
+    left, right = (reach, 1) if model.baseline_mm < 0 else (1, reach)
+    u0, u1 = max(int(us.min()) - left, 0), min(int(us.max()) + 1 + right, K.width)
     v0, v1 = max(int(vs.min()) - MARGIN_Y, 0), min(int(vs.max()) + 1 + MARGIN_Y, K.height)
     if u1 <= u0 or v1 <= v0:  # the cube lies entirely outside the image
         return np.zeros((size, size), np.float32), window

@@ -12,8 +12,9 @@ in this order, the artefacts that matter for hand crops:
 
 Everything is done in disparity d = f * |baseline| / z (pixels of the window), the quantity these sensors
 measure: their noise and quantisation are constant in disparity, which is why their depth error grows as z^2,
-and occlusion is a comparison of columns shifted by d. The sign of `baseline_mm` says where the projector / second imager sits along the sensor's x axis and so on which
-side of a foreground edge its shadow falls. Numbers in the presets cite their source; see docs/sensors.md.
+and occlusion is a comparison of columns shifted by d. The sign of `baseline_mm` says where the projector /
+second imager sits along the sensor's x axis, and so on which side of a foreground edge its shadow falls.
+Numbers in the presets cite their source; see docs/sensors.md.
 
 Cost matters (the synthetic pipeline must make >= 300 samples/s on one core): a few whole-image numpy / cv2
 passes, no per-pixel Python, in-place arithmetic where it is natural, and random bytes or a hash instead of
