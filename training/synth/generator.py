@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def shard_name(k: int) -> str:
 def write_shard(path: Path, samples: list[Sample], config: SynthConfig, first_index: int) -> None:
     arrays = {name: np.stack([getattr(s, name) for s in samples]) for name in
               ("depth", "joints", "centre", "window", "pose", "shape", "view_R", "view_t")}
-    meta = dict(format_version=FORMAT_VERSION, config=asdict(config), first_index=first_index,
+    meta = dict(format_version=FORMAT_VERSION, config=asdict(config), first_index=first_index, count=len(samples),
                 intrinsics=SENSORS[config.sensor].intrinsics.to_dict(), joint_set="canonical21",
                 units="mm, OpenCV camera frame (x right, y down, z forward)")
     tmp = path.with_suffix(".tmp.npz")
@@ -163,18 +164,26 @@ class SynthShards:
         if not self.paths:
             raise HandtrackError(f"no synthetic shards (shard_*.npz) in {self.root}")
         self._cache: dict[int, dict] = {}
-        self._counts = [self._load(k)["depth"].shape[0] for k in range(len(self.paths))]
+        # Counts come from each shard's small metadata member, so opening a large set decompresses nothing else.
+        self._counts = [self._read(k, ("meta",))["meta"]["count"] for k in range(len(self.paths))]
         self._offsets = np.cumsum([0] + self._counts)
+
+    def _read(self, k: int, members: tuple[str, ...] | None = None) -> dict:
+        path = self.paths[k]
+        try:
+            with np.load(path) as z:
+                data = {name: z[name] for name in (members or z.files)}
+            data["meta"] = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise HandtrackError(f"{path}: not a readable handtrack shard ({exc})") from exc
+        if data["meta"].get("format_version") != FORMAT_VERSION:
+            raise HandtrackError(f"{path}: shard format {data['meta'].get('format_version')}, "
+                                 f"this handtrack reads format {FORMAT_VERSION}")
+        return data
 
     def _load(self, k: int) -> dict:
         if k not in self._cache:
-            with np.load(self.paths[k]) as z:
-                data = {name: z[name] for name in z.files}
-            data["meta"] = json.loads(str(data["meta"]))
-            if data["meta"].get("format_version") != FORMAT_VERSION:
-                    raise HandtrackError(f"{self.paths[k]}: shard format {data['meta'].get('format_version')}, "
-                                     f"this handtrack reads format {FORMAT_VERSION}")
-            self._cache = {k: data}  # keep one shard in memory
+            self._cache = {k: self._read(k)}  # keep one shard in memory
         return self._cache[k]
 
     def __len__(self) -> int:

@@ -163,7 +163,7 @@ class GaussianMixture:
         """(N, K): log(weight_k N(x | mean_k, cov_k))."""
         L = np.linalg.cholesky(self.covs)                                  # (K, D, D)
         diff = X[None] - self.means[:, None]                               # (K, N, D)
-        z = np.linalg.solve(L[:, None], diff[..., None])[..., 0]           # (K, N, D)
+        z = diff @ np.swapaxes(np.linalg.inv(L), 1, 2)                     # L^-1 (x - mean), (K, N, D)
         log_det = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(-1)
         d = X.shape[1]
         return (np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + log_det))[None] - 0.5 * (z ** 2).sum(-1).T
