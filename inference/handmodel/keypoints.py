@@ -53,9 +53,10 @@ class KeypointSet:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, index, name: str) -> "KeypointSet":
+    def subset(self, index, name: str, names: tuple[str, ...] | None = None) -> "KeypointSet":
+        """The points `index` of this set, in that order, as set `name` (renamed to `names` if given)."""
         index = list(index)
-        return KeypointSet(name, tuple(self.names[i] for i in index), self.bone[index], self.along[index],
+        return KeypointSet(name, names or tuple(self.names[i] for i in index), self.bone[index], self.along[index],
                            self.offset_mm[index])
 
     def reference_local(self) -> np.ndarray:
@@ -134,7 +135,7 @@ def _canonical21() -> KeypointSet:
 
 @lru_cache(maxsize=None)
 def _msra21() -> KeypointSet:
-    return _canonical21().subset(skeleton.MSRA21_TO_CANONICAL, "msra21")
+    return _canonical21().subset(skeleton.MSRA21_TO_CANONICAL, "msra21", skeleton.MSRA21_NAMES)
 
 
 @lru_cache(maxsize=None)
