@@ -14,17 +14,18 @@ from handtrack.inference.handmodel.keypoints import KeypointSet, get_keypoint_se
 from handtrack.training.synth.pose_prior import GaussianMixture, PosePrior, load_nyu_xyz
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-# Median fit residual over NYU-36 frames: 1.80 mm on all 8252 (see docs); 20 frames get a little headroom.
-NYU_MEDIAN_RESIDUAL_MM = 2.5
+# Median fit residual on all 8252 NYU frames: 1.80 mm with the 36 joints, 1.36 mm with the 14 (1.81 / 1.47 mm on
+# the 20 frames tested here).
+NYU36_MEDIAN_RESIDUAL_MM = 2.2
+NYU14_MEDIAN_RESIDUAL_MM = 1.8
 
 
-def random_hands(rng: np.random.Generator, n: int, range_fraction: float = 0.8):
-    """In-limit articulations (within the central `range_fraction` of each range), any orientation, a
-    moderate shape, the wrist 400-800 mm in front of the camera."""
-    lo, hi = params.POSE_LOWER[params.ARTIC], params.POSE_UPPER[params.ARTIC]
-    mid, half = (lo + hi) / 2, (hi - lo) / 2 * range_fraction
+def random_hands(rng: np.random.Generator, n: int):
+    """Articulations uniform within the joint limits, any orientation, a moderate shape, the wrist 400-800 mm in
+    front of the camera."""
     pose = np.zeros((n, params.NUM_POSE))
-    pose[:, params.ARTIC] = rng.uniform(mid - half, mid + half, (n, params.NUM_ARTIC))
+    pose[:, params.ARTIC] = rng.uniform(params.POSE_LOWER[params.ARTIC], params.POSE_UPPER[params.ARTIC],
+                                        (n, params.NUM_ARTIC))
     axis = rng.normal(size=(n, 3))
     pose[:, params.ROT] = axis / np.linalg.norm(axis, axis=1, keepdims=True) * rng.uniform(0, np.pi, (n, 1))
     pose[:, params.TRANS] = rng.uniform([-150, -100, 400], [150, 100, 800], (n, 3))
@@ -57,7 +58,7 @@ def test_nyu14_is_the_nyu36_subset_and_json_round_trips():
 
 
 def test_articulation_jacobian_matches_finite_differences():
-    pose, shape = random_hands(np.random.default_rng(1), 3, range_fraction=1.0)
+    pose, shape = random_hands(np.random.default_rng(1), 3)
     ks = get_keypoint_set("nyu36")
     kin = kinematics.forward(pose, shape)
     points = keypoints(kin, ks)
@@ -103,9 +104,9 @@ def test_fit_to_real_nyu_frames():
     xyz = load_nyu_xyz(DATA)[::413]      # 20 frames over both subjects
     assert len(xyz) == 20
     fit = fit_to_joints(xyz, "nyu36")
-    assert np.median(fit.residual_mm) < NYU_MEDIAN_RESIDUAL_MM
+    assert np.median(fit.residual_mm) < NYU36_MEDIAN_RESIDUAL_MM
     fit14 = fit_to_joints(xyz[:, list(skeleton.NYU14_FROM_36)], "nyu14")
-    assert np.median(fit14.residual_mm) < NYU_MEDIAN_RESIDUAL_MM
+    assert np.median(fit14.residual_mm) < NYU14_MEDIAN_RESIDUAL_MM
 
 
 def test_prior_samples_are_natural():

@@ -135,17 +135,13 @@ def _hand_pose(artic: np.ndarray) -> np.ndarray:
     return pose
 
 
-def _split(x, fixed_shape):
-    artic = x[..., :NUM_ARTIC]
-    shape = x[..., NUM_ARTIC:] if fixed_shape is None else np.broadcast_to(
-        fixed_shape.reshape(fixed_shape.shape[:1] + (1,) * (x.ndim - 2) + (NUM_SHAPE,)), x.shape[:-1] + (NUM_SHAPE,))
-    return artic, shape
-
-
 def _hand_kinematics(x, fixed_shape):
-    """Kinematics in the hand frame for free parameters x (..., n_free)."""
-    artic, shape = _split(x, fixed_shape)
-    return forward(_hand_pose(artic), shape)
+    """Kinematics in the hand frame for free parameters x (B, ..., n_free); the shape comes from x unless it is
+    held fixed (fixed_shape (B, 8))."""
+    if fixed_shape is None:
+        return forward(_hand_pose(x[..., :NUM_ARTIC]), x[..., NUM_ARTIC:])
+    shape = fixed_shape.reshape((len(fixed_shape),) + (1,) * (x.ndim - 2) + (NUM_SHAPE,))
+    return forward(_hand_pose(x), np.broadcast_to(shape, x.shape[:-1] + (NUM_SHAPE,)))
 
 
 def _hand_points(x, fixed_shape, ks):
@@ -195,9 +191,8 @@ def articulation_jacobian(kin: Kinematics, ks: KeypointSet, points: np.ndarray) 
             axes[..., i, :] = R[..., PALM_BONE, :, :] @ _THUMB_REST_Z
     centres = kin.origin[..., _MOVED_BONE, :]                          # (B, 21, 3)
     # Digit bones are numbered consecutively (1-3 thumb, 4-6 index, ...): same digit and not proximal.
-    digit = lambda b: (b - 1) // 3
-    moves = ((digit(ks.bone)[None, :] == digit(_MOVED_BONE)[:, None])
-             & (ks.bone[None, :] >= _MOVED_BONE[:, None])).T            # (J, 21)
+    same_digit = (ks.bone[:, None] - 1) // 3 == (_MOVED_BONE[None, :] - 1) // 3
+    moves = same_digit & (ks.bone[:, None] >= _MOVED_BONE[None, :])     # (J, 21)
     lever = points[..., :, None, :] - centres[..., None, :, :]          # (B, J, 21, 3)
     jac = np.cross(np.broadcast_to(axes[..., None, :, :], lever.shape), lever) * moves[..., None]
     return np.moveaxis(jac, -2, -1)

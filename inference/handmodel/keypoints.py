@@ -45,10 +45,13 @@ class KeypointSet:
 
     def __post_init__(self):
         n = len(self.names)
-        for what, arr, shape in (("bone", self.bone, (n,)), ("along", self.along, (n,)),
-                                 ("offset_mm", self.offset_mm, (n, 2))):
-            if np.shape(arr) != shape:
-                raise ValueError(f"keypoint set {self.name}: {what} has shape {np.shape(arr)}, expected {shape}")
+        for what, dtype, shape in (("bone", np.int64, (n,)), ("along", np.float64, (n,)),
+                                   ("offset_mm", np.float64, (n, 2))):
+            arr = np.array(getattr(self, what), dtype=dtype)  # a private, read-only copy: sets are cached
+            if arr.shape != shape:
+                raise ValueError(f"keypoint set {self.name}: {what} has shape {arr.shape}, expected {shape}")
+            arr.setflags(write=False)
+            object.__setattr__(self, what, arr)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -91,13 +94,18 @@ class KeypointSet:
 def keypoints(kin: Kinematics, joint_set: str | KeypointSet) -> np.ndarray:
     """(..., J, 3) camera-frame keypoints of a joint set (a name from skeleton.JOINT_SETS, or a KeypointSet)."""
     ks = get_keypoint_set(joint_set) if isinstance(joint_set, str) else joint_set
-    size = kin.shape[..., 0, None]
-    # Lateral offsets on the palm widen with the palm, like the knuckle positions in kinematics.forward.
-    x_scale = size * np.where(ks.bone == PALM_BONE, kin.shape[..., 1, None], 1.0)
-    local = np.stack([ks.offset_mm[:, 0] * x_scale, ks.along * kin.length[..., ks.bone],
-                      ks.offset_mm[:, 1] * size], -1)
+    local = offset_scales(kin, ks.bone) * np.stack([ks.offset_mm[:, 0], ks.along, ks.offset_mm[:, 1]], -1)
     R = kin.R[..., ks.bone, :, :]
     return kin.origin[..., ks.bone, :] + np.einsum("...jik,...jk->...ji", R, local)
+
+
+def offset_scales(kin: Kinematics, bones: np.ndarray) -> np.ndarray:
+    """(..., len(bones), 3) factors turning (x_mm, along, z_mm) into a point in each bone's frame for this shape:
+    the size (times the palm width for x on the palm, as kinematics.forward places the knuckles), the bone
+    length, the size."""
+    size = kin.shape[..., 0, None]
+    x_scale = size * np.where(bones == PALM_BONE, kin.shape[..., 1, None], 1.0)
+    return np.stack([x_scale, kin.length[..., bones], np.broadcast_to(size, x_scale.shape)], -1)
 
 
 def get_keypoint_set(name: str) -> KeypointSet:
@@ -123,9 +131,8 @@ def _joint_point(j: int) -> tuple[int, float]:
 
 def _anatomical(name: str, names: tuple[str, ...], points: list[tuple[int, float]],
                 offsets: np.ndarray | None = None) -> KeypointSet:
-    bone, along = (np.array(v) for v in zip(*points))
-    return KeypointSet(name, names, bone.astype(int), along.astype(float),
-                       np.zeros((len(names), 2)) if offsets is None else offsets)
+    bone, along = zip(*points)
+    return KeypointSet(name, names, bone, along, np.zeros((len(names), 2)) if offsets is None else offsets)
 
 
 @lru_cache(maxsize=None)

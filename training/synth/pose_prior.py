@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,11 @@ from handtrack.inference.datasets.nyu import load_joints36_uvd
 from handtrack.inference.handmodel import keypoints as kp
 from handtrack.inference.handmodel.fit import fit_to_joints
 from handtrack.inference.handmodel.kinematics import PALM_BONE, digit_bones, forward
-from handtrack.inference.handmodel.params import ARTIC, NUM_POSE, POSE_LOWER, POSE_UPPER, SHAPE_LOWER, SHAPE_NAMES, SHAPE_UPPER
+from handtrack.inference.handmodel.params import (ARTIC, NUM_POSE, POSE_LOWER, POSE_UPPER, SHAPE_LOWER, SHAPE_NAMES,
+                                                  SHAPE_UPPER)
 
 PRIOR_PATH = Path(__file__).with_name("pose_prior.npz")
 NYU_JOINTS_FILE = Path("nyu") / "test_joints36_uvd.npz"
-NYU_SUBJECT_SPLIT = 2440  # the first 2440 test frames are subject 1, the rest subject 2
 _NYU_DIGIT = {"little": "pinky", "ring": "ring", "middle": "middle", "index": "index", "thumb": "thumb"}
 
 
@@ -70,13 +71,6 @@ def candidate_bones(name: str) -> tuple[int, ...]:
     return (PALM_BONE,) if digit == "palm" else digit_bones(_NYU_DIGIT[digit]) + (PALM_BONE,)
 
 
-def _scales(kin, bone: int) -> np.ndarray:
-    """(..., 3) divisors turning a bone-local point into (x_mm, along, z_mm) at the reference size."""
-    size = kin.shape[..., 0]
-    x_scale = size * (kin.shape[..., 1] if bone == PALM_BONE else 1.0)
-    return np.stack([x_scale, kin.length[..., bone], size], -1)
-
-
 def reestimate_offsets(kin, targets: np.ndarray, ks: kp.KeypointSet) -> tuple[kp.KeypointSet, np.ndarray]:
     """For fitted hands `kin` (N frames) and their targets (N, J, 3): each point's mean local offset on each
     candidate bone; keep the bone where that mean explains the targets best. Returns the new set and the
@@ -87,7 +81,7 @@ def reestimate_offsets(kin, targets: np.ndarray, ks: kp.KeypointSet) -> tuple[kp
         best = None
         for b in candidate_bones(name):
             local = np.einsum("nji,nj->ni", kin.R[:, b], targets[:, j] - kin.origin[:, b])
-            scales = _scales(kin, b)
+            scales = kp.offset_scales(kin, np.array([b]))[:, 0]
             mean = (local / scales).mean(0)
             err = np.linalg.norm(mean * scales - local, axis=-1).mean()
             if best is None or err < best[0]:
@@ -97,7 +91,8 @@ def reestimate_offsets(kin, targets: np.ndarray, ks: kp.KeypointSet) -> tuple[kp
 
 
 def calibrate_nyu_keypoints(xyz: np.ndarray, rounds: int = 6, every: int = 8, iterations: int = 30,
-                            out_path: str | Path | None = kp.NYU_JSON, progress: bool = True) -> tuple[kp.KeypointSet, dict]:
+                            out_path: str | Path | None = kp.NYU_JSON,
+                            progress: bool = True) -> tuple[kp.KeypointSet, dict]:
     """Alternate fitting (every `every`-th frame of xyz (N, 36, 3)) and re-estimating the offsets, `rounds`
     times from `initial_nyu_keypoints`; write the result to out_path (None: do not write).
 
@@ -141,7 +136,6 @@ class GaussianMixture:
             reg: float = 1e-4, tol: float = 1e-6) -> "GaussianMixture":
         """EM from a k-means++-style start. `reg` is added to every covariance's diagonal (a floor on the spread
         of each component, so none collapses onto a few frames)."""
-        n, d = X.shape
         means = X[_kmeanspp(X, k, rng)]
         resp = _one_hot(_nearest(X, means), k)
         gm, prev = None, -np.inf
@@ -179,8 +173,12 @@ class GaussianMixture:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
         z = rng.standard_normal((n, self.means.shape[1]))
-        L = np.linalg.cholesky(self.covs)
-        return self.means[comp] + np.einsum("nij,nj->ni", L[comp], z)
+        return self.means[comp] + np.einsum("nij,nj->ni", self._cholesky[comp], z)
+
+    @cached_property
+    def _cholesky(self) -> np.ndarray:
+        # The generator draws one pose at a time: factor the covariances once.
+        return np.linalg.cholesky(self.covs)
 
 
 def _kmeanspp(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -283,8 +281,8 @@ def build_prior(data_dir: str | Path, out_path: str | Path | None = None, compon
 # --- figures (docs/figures) ---------------------------------------------------------------------------------
 def save_samples_figure(path: str | Path, prior: "PosePrior | None" = None, rows: int = 3, cols: int = 8,
                         seed: int = 0, wrist_mm: float = 600.0) -> None:
-    """Depth renders of prior samples: each sample palm to the camera (the rest orientation) and, below it, turned
-    75 degrees about its long axis so that flexion shows. For eyeballing the prior."""
+    """Depth renders of prior samples: each sample palm to the camera (the rest orientation, fingers up) and,
+    below it, turned 75 degrees about the vertical so that flexion shows. For eyeballing the prior."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
