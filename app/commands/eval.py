@@ -59,10 +59,8 @@ def run_nyu(args: argparse.Namespace) -> int:
     if len(pred_xyz) != len(true_xyz):
         raise HandtrackError(f"{args.pred.name} has {len(pred_xyz)} lines, {args.labels.name} has {len(true_xyz)}")
     summary = evaluation.evaluate(pred_xyz, true_xyz, NYU14_NAMES)
-    _print_summary(summary, f"NYU test: {args.pred.name} vs {args.labels.name}")
-    if summary.mean_error_mm > 50:
-        print(f"warning: a {summary.mean_error_mm:.0f} mm mean error usually means the predictions are not "
-              "xyz in mm with y up (uvd? metres? y down?)", file=sys.stderr)
+    # Files first, so a reader that closes our stdout early (`| head`) cannot cost the results.
+    written = []
     if args.json:
         payload = {"benchmark": "nyu_test_14", **summary.to_dict(),
                    "fraction_within_20mm": summary.fraction_within(20),
@@ -71,10 +69,16 @@ def run_nyu(args: argparse.Namespace) -> int:
                               "prediction_frame": "xyz mm, NYU camera frame (y up)",
                               "labels_camera": NYU.to_dict()}}
         evaluation.write_json(args.json, payload)
-        print(f"wrote {args.json}")
+        written.append(args.json)
     if args.plot:
         evaluation.plot_summaries({args.pred.stem: summary}, args.plot, title="NYU test, 14 joints")
-        print(f"wrote {args.plot}")
+        written.append(args.plot)
+    if summary.mean_error_mm > 50:
+        print(f"warning: a {summary.mean_error_mm:.0f} mm mean error usually means the predictions are not "
+              "xyz in mm with y up (uvd? metres? y down?)", file=sys.stderr)
+    _print_summary(summary, f"NYU test: {args.pred.name} vs {args.labels.name}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -121,14 +125,17 @@ def run_reprojection(args: argparse.Namespace) -> int:
     frame = nyu.load_frame(files["test_depth_1_0000001.png"], files["test_joints36_xyz_0000001.json"])
     labels_uv = nyu.load_joints14_uvd(files["test_joints14_uvd.txt"])[0]
     report = evaluation.reprojection_check(frame, labels_uv, NYU14_FROM_36)
-    _print_reprojection(report)
+    written = []  # files before the report, as in run_nyu
     if args.json:
         evaluation.write_json(args.json, {"dataset": "nyu", "inputs": {k: str(p.resolve()) for k, p in files.items()},
                                           **report})
-        print(f"wrote {args.json}")
+        written.append(args.json)
     if args.png:
         _write_overlay(args.png, frame.depth_mm, np.asarray(report["joints_uv"]), labels_uv)
-        print(f"wrote {args.png}")
+        written.append(args.png)
+    _print_reprojection(report)
+    for path in written:
+        print(f"wrote {path}")
     if report["reprojection_max_px"] > MAX_REPROJECTION_PX:
         print(f"FAILED: the 3D labels reproject {report['reprojection_max_px']:.3f} px away from the uvd labels",
               file=sys.stderr)
