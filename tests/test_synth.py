@@ -1,5 +1,6 @@
 """Synthetic samples and shards: deterministic, geometrically consistent, readable."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,14 @@ def test_cli_writes_shards_meta_and_preview(tmp_path, capsys):
 def test_cli_rejects_unknown_sensor(tmp_path, capsys):
     assert main(["data", "synth", "--n", "2", "--sensor", "kinect9", "--out", str(tmp_path)]) == 2
     assert "unknown sensor 'kinect9'" in capsys.readouterr().err
+
+
+def test_a_failed_shard_write_leaves_no_partial_file(tmp_path, prior, monkeypatch):
+    def disk_full(path, *args, **kwargs):
+        Path(path).write_bytes(b"PK half a zip")  # the disk fills up part-way through the write
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", disk_full)
+    with pytest.raises(OSError):
+        generate_shard(tmp_path, 0, 2, 2, SynthConfig(), prior)
+    assert list(tmp_path.iterdir()) == []

@@ -82,7 +82,10 @@ def run_synth(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     meta = dict(command=" ".join(["handtrack"] + sys.argv[1:]) if sys.argv else "", n=args.n, shards=n_shards,
                 config=config.__dict__, seconds=round(elapsed, 2))
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
+    try:
+        (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
+    except OSError as exc:
+        raise HandtrackError(f"the shards are written, but {args.out / 'meta.json'} is not: {exc}") from exc
     print(f"wrote {args.n} samples x {args.views} view(s) in {n_shards} shard(s) to {args.out} "
           f"({args.n / elapsed:.0f} samples/s)")
     if args.preview:

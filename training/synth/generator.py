@@ -137,8 +137,11 @@ def write_shard(path: Path, samples: list[Sample], config: SynthConfig, first_in
                 intrinsics=SENSORS[config.sensor].intrinsics.to_dict(), joint_set="canonical21",
                 units="mm, OpenCV camera frame (x right, y down, z forward)")
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)  # a shard is either complete or absent, never half-written
+    try:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        tmp.replace(path)  # a shard is either complete or absent, never half-written
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write (full disk), leave no partial file behind
 
 
 def generate_shard(out_dir: Path, k: int, n_total: int, shard_size: int, config: SynthConfig,
