@@ -8,7 +8,7 @@ import sys
 from handtrack.inference.errors import HandtrackError
 
 # name -> module under handtrack.app.commands; the order is the order of `handtrack --help`.
-COMMANDS = ("data", "eval", "bench")
+COMMANDS = ("data", "train", "export", "eval", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

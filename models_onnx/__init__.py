@@ -1,1 +1,27 @@
-"""Shipped ONNX models and their model cards (populated by the Crossing Nets and MURAUER work)."""
+"""Shipped ONNX models and their model cards. A model is named by its method; each method ships one file per
+role: `<method>_pose.onnx` (crop -> joints), `<method>_render.onnx` (latent -> depth) and
+`<method>_render_from_pose.onnx` (joints -> depth), with the card `<method>.md`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from handtrack.inference.errors import HandtrackError
+
+HERE = Path(__file__).resolve().parent
+
+
+def shipped() -> list[str]:
+    """Methods with a shipped pose model."""
+    return sorted(p.name[: -len("_pose.onnx")] for p in HERE.glob("*_pose.onnx"))
+
+
+def resolve(name_or_path: str | Path, role: str = "pose") -> Path:
+    """A shipped model by method name ('crossingnets'), or any .onnx file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".onnx" or path.exists():
+        return path
+    candidate = HERE / f"{name_or_path}_{role}.onnx"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(shipped()) or "none"
+    raise HandtrackError(f"no shipped '{role}' model named '{name_or_path}' (shipped: {known}); give a .onnx path")

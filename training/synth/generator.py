@@ -168,14 +168,16 @@ class SynthShards:
             raise HandtrackError(f"no synthetic shards (shard_*.npz) in {self.root}")
         self._cache: dict[int, dict] = {}
         # Counts come from each shard's small metadata member, so opening a large set decompresses nothing else.
-        self._counts = [self._read(k, ("meta",))["meta"]["count"] for k in range(len(self.paths))]
+        metas = [self._read(k, ("meta",))["meta"] for k in range(len(self.paths))]
+        self._counts = [m["count"] for m in metas]
+        self.config: dict = metas[0]["config"]  # SynthConfig as written (sensor, cube_mm, size, ...)
         self._offsets = np.cumsum([0] + self._counts)
 
     def _read(self, k: int, members: tuple[str, ...] | None = None) -> dict:
         path = self.paths[k]
         try:
             with np.load(path) as z:
-                data = {name: z[name] for name in (members or z.files)}
+                data = {name: z[name] for name in set(members or z.files) | {"meta"}}
             data["meta"] = json.loads(str(data["meta"]))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise HandtrackError(f"{path}: not a readable handtrack shard ({exc})") from exc
@@ -196,6 +198,22 @@ class SynthShards:
         """All shards concatenated (for training on small sets)."""
         parts = [self._load(k) for k in range(len(self.paths))]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0] if name != "meta"}
+
+    def view_arrays(self, names: tuple[str, ...] = ("depth", "centre", "joints"), view: int = 0,
+                    limit: int | None = None) -> dict[str, np.ndarray]:
+        """One view of the named per-sample arrays over all shards (at most `limit` samples), reading shard by
+        shard so that a large set is never held twice in memory."""
+        out: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        n = 0
+        for k in range(len(self.paths)):
+            if limit is not None and n >= limit:
+                break
+            data = self._read(k, names)
+            take = len(data[names[0]]) if limit is None else min(len(data[names[0]]), limit - n)
+            for name in names:
+                out[name].append(data[name][:take, view])
+            n += take
+        return {name: np.concatenate(parts) for name, parts in out.items()}
 
     def frame(self, i: int, view: int = 0) -> DepthFrame:
         k = int(np.searchsorted(self._offsets, i, side="right") - 1)

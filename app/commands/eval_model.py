@@ -1,0 +1,158 @@
+"""`handtrack eval synth | nyu-frame | sr305`: score a pose model (shipped name or .onnx path) the way users run it,
+through onnxruntime. Registered by app/commands/eval.py (TARGETS)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handtrack.inference.errors import HandtrackError
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="crossingnets",
+                   help="a shipped model's name (default crossingnets) or the path of a *_pose.onnx file")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+
+
+def _load(args) -> object:
+    from handtrack.inference.model import PoseModel
+    from handtrack.models_onnx import resolve
+    return PoseModel(resolve(args.model, "pose"), threads=args.threads)
+
+
+def _model_entry(model) -> dict:
+    return {"path": str(model.path.resolve()), "version": model.info.version, "method": model.info.method,
+            "training": model.info.training}
+
+
+def add_synth(targets) -> None:
+    p = targets.add_parser("synth", help="a pose model on freshly rendered held-out synthetic crops",
+                           description="Render N held-out samples (a seed no training set uses) with one sensor "
+                                       "model, crop them at the jittered palm centre, predict, and score the 21 "
+                                       "joints: mean error, per joint, and the max-error curve.")
+    _model_args(p)
+    p.add_argument("--sensor", default="primesense", help="sensor model: primesense, realsense, sr305, clean")
+    p.add_argument("--n", type=int, default=1000, help="number of test samples")
+    p.add_argument("--seed", type=int, help="test-set seed (default: the held-out evaluation seed)")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write the max-error curve and per-joint errors")
+    p.set_defaults(run=run_synth)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from handtrack.training import evaluation
+    from handtrack.training.model_eval import HELD_OUT_SEED, eval_synthetic
+    from handtrack.training.synth.sensors import SENSORS
+
+    if args.sensor not in SENSORS:
+        raise HandtrackError(f"unknown sensor '{args.sensor}'; choose one of {', '.join(sorted(SENSORS))}")
+    if args.n <= 0:
+        raise HandtrackError("--n must be positive")
+    model = _load(args)
+    seed = HELD_OUT_SEED if args.seed is None else args.seed
+    summary = eval_synthetic(model, args.sensor, args.n, seed)
+    if args.json:
+        evaluation.write_json(args.json, {"benchmark": f"synthetic_{args.sensor}", "sensor": args.sensor,
+                                          "seed": seed, **summary.to_dict(),
+                                          "fraction_within_20mm": summary.fraction_within(20),
+                                          "fraction_within_40mm": summary.fraction_within(40),
+                                          "model": _model_entry(model)})
+    if args.plot:
+        evaluation.plot_summaries({f"{model.info.version} on {args.sensor}": summary}, args.plot,
+                                  title=f"held-out synthetic {args.sensor}, 21 joints")
+    _print(summary, f"synthetic {args.sensor}, held-out seed {seed}: {model.path.name}")
+    for path in (args.json, args.plot):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def add_nyu_frame(targets) -> None:
+    p = targets.add_parser("nyu-frame", help="a pose model on the real NYU test frame (14 joints)",
+                           description="Crop the real NYU test frame at its labelled palm centre, predict the 21 "
+                                       "joints, fit the hand model to them and score the 14 NYU joints read off it.")
+    _model_args(p)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
+    p.add_argument("--png", type=Path, metavar="OUT", help="write the frame with prediction and ground truth")
+    p.set_defaults(run=run_nyu_frame)
+
+
+def run_nyu_frame(args: argparse.Namespace) -> int:
+    from handtrack.inference import camera
+    from handtrack.training import evaluation
+    from handtrack.training.model_eval import eval_nyu_frame
+
+    if not (args.data / "nyu" / "test_depth_1_0000001.png").is_file():
+        raise HandtrackError(f"no NYU frame under {args.data}/nyu; pass --data DIR (the folder holding nyu/)")
+    model = _load(args)
+    r = eval_nyu_frame(model, args.data)
+    s = r["summary"]
+    if args.json:
+        evaluation.write_json(args.json, {"benchmark": "nyu_test_frame_1_14_joints", **s.to_dict(),
+                                          "crop_centre": "labelled palm centre (NYU joint 32)",
+                                          "fit_residual_mm": r["fit_residual_mm"],
+                                          "pred14_mm": r["pred14_mm"].tolist(), "truth14_mm": r["truth14_mm"].tolist(),
+                                          "model": _model_entry(model)})
+    if args.png:
+        K = r["intrinsics"]
+        overlay = evaluation.draw_overlay(r["depth_mm"], camera.project(r["pred14_mm"], K),
+                                          reference_uv=camera.project(r["truth14_mm"], K))
+        _write_png(args.png, overlay)
+    _print(s, f"NYU test frame 1: {model.path.name}")
+    print(f"  (hand model fitted to the 21 predicted joints: {r['fit_residual_mm']:.2f} mm mean residual)")
+    for path in (args.json, args.png):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def add_sr305(targets) -> None:
+    p = targets.add_parser("sr305", help="plausibility of a pose model's joints on the real SR305 frames (no labels)",
+                           description="The SR305 frames have no labels: the hand is found as the nearest blob, "
+                                       "and the predicted joints are scored against the observed depth "
+                                       "(inference/plausibility.py: 1 = on or just behind the surface).")
+    _model_args(p)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
+    p.set_defaults(run=run_sr305)
+
+
+def run_sr305(args: argparse.Namespace) -> int:
+    from handtrack.training import evaluation
+    from handtrack.training.model_eval import eval_sr305_plausibility
+
+    if not (args.data / "realsense_sr305").is_dir():
+        raise HandtrackError(f"no realsense_sr305/ under {args.data}; pass --data DIR")
+    model = _load(args)
+    rows = eval_sr305_plausibility(model, args.data)
+    mean = float(np.mean([r["plausibility"] for r in rows]))
+    if args.json:
+        evaluation.write_json(args.json, {"benchmark": "sr305_plausibility", "frames": len(rows),
+                                          "mean_plausibility": mean,
+                                          "per_frame": [{k: r[k] for k in ("frame", "plausibility", "centre_mm")}
+                                                        for r in rows],
+                                          "model": _model_entry(model)})
+    print(f"SR305 frames: {model.path.name}  (plausibility: 1 = joints on or just behind the observed surface)")
+    for r in rows:
+        print(f"  {r['frame']:<28}{r['plausibility']:6.3f}")
+    print(f"  {'mean':<28}{mean:6.3f}")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _write_png(path: Path, image) -> None:
+    import cv2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise HandtrackError(f"cannot write {path}")
+
+
+def _print(summary, title: str) -> None:
+    from handtrack.app.commands.eval import _print_summary
+    _print_summary(summary, title)
+    sys.stdout.flush()

@@ -1,0 +1,55 @@
+"""`handtrack export METHOD --checkpoint CKPT --out DIR`: trained checkpoint -> single-file ONNX models with
+handtrack metadata, checked against torch on random and real crops (needs the train extra)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from handtrack.inference.errors import HandtrackError, require
+
+# Largest |onnxruntime - torch| accepted on any output (normalised units: 1e-4 of a 125 mm half-cube is 12.5 um).
+PARITY_TOLERANCE = 1e-4
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a trained checkpoint to ONNX (needs the train extra)",
+                       description="Write <name>_pose.onnx, <name>_render.onnx and <name>_render_from_pose.onnx, "
+                                   "then compare each with torch on random and real inputs.")
+    methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)
+    c = methods.add_parser("crossingnets", help="Crossing Nets: pose route and render routes")
+    c.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (e.g. runs/NAME/last.pt)")
+    c.add_argument("--out", type=Path, default=Path("models_onnx"), help="output folder (default models_onnx/)")
+    c.add_argument("--name", default="crossingnets", help="file name prefix (default crossingnets)")
+    c.add_argument("--version", help="model version written into the metadata (default NAME-1)")
+    c.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data, for real parity crops")
+    c.add_argument("--json", type=Path, metavar="OUT", help="write the files and parity figures as JSON")
+    c.set_defaults(run=run_crossingnets)
+
+
+def run_crossingnets(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="export")
+    require("onnxscript", extra="train", feature="ONNX export")
+    from handtrack.training.crossingnets.export import export_checkpoint, parity, parity_inputs
+
+    _quiet_exporter()
+    files = export_checkpoint(args.checkpoint, args.out, args.name, args.version)
+    diffs = parity(args.checkpoint, files, parity_inputs(args.data))
+    worst = max(diffs.values())
+    result = {"files": {k: str(v) for k, v in files.items()}, "parity_max_abs": diffs, "tolerance": PARITY_TOLERANCE}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    for role, path in files.items():
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {role})")
+    for k, v in diffs.items():
+        print(f"  parity {k:<28} max |onnxruntime - torch| = {v:.2e}")
+    if worst > PARITY_TOLERANCE:
+        raise HandtrackError(f"exported models differ from torch by {worst:.2e} > {PARITY_TOLERANCE:.0e}")
+    return 0
+
+
+def _quiet_exporter() -> None:
+    """The exporter logs a warning per missing torchvision op; none of them is used here."""
+    import logging
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)

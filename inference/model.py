@@ -1,0 +1,150 @@
+"""ONNX models and the metadata embedded in each file (onnxruntime only; the runtime never imports torch).
+
+Every handtrack model carries one metadata entry, key `handtrack`, whose value is JSON:
+
+    format          METADATA_FORMAT; a file with another format (or none) is refused with one line
+    method, role    e.g. "crossingnets", and "pose" | "render" | "render_from_pose"
+    version         the model's own version string
+    cube_mm, input_size, joint_set, joint_names
+    depth_normalisation, joint_normalisation   formulas, as text, of what the inputs and outputs mean
+    inputs, outputs names of the graph's tensors
+    training        {data, command, steps, validation}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handtrack.inference import skeleton
+from handtrack.inference.errors import HandtrackError
+
+METADATA_KEY = "handtrack"
+METADATA_FORMAT = 1
+ROLES = ("pose", "render", "render_from_pose")
+DEPTH_NORMALISATION = "(depth_mm - centre_z) / (cube_mm / 2); missing and farther than the cube -> +1; clip to [-1, 1]"
+JOINT_NORMALISATION = "(xyz_mm - centre) / (cube_mm / 2), OpenCV camera frame (x right, y down, z forward)"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    method: str
+    role: str
+    version: str
+    cube_mm: float
+    input_size: int
+    joint_set: str
+    joint_names: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    training: dict
+
+    @classmethod
+    def from_metadata(cls, meta: dict, source: str) -> ModelInfo:
+        if meta.get("format") != METADATA_FORMAT:
+            raise HandtrackError(f"{source}: model metadata format {meta.get('format')!r}; this handtrack "
+                                 f"reads format {METADATA_FORMAT}")
+        try:
+            info = cls(method=str(meta["method"]), role=str(meta["role"]), version=str(meta["version"]),
+                       cube_mm=float(meta["cube_mm"]), input_size=int(meta["input_size"]),
+                       joint_set=str(meta["joint_set"]), joint_names=tuple(meta["joint_names"]),
+                       inputs=tuple(meta["inputs"]), outputs=tuple(meta["outputs"]),
+                       training=dict(meta.get("training", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HandtrackError(f"{source}: incomplete handtrack metadata ({exc})") from exc
+        if info.role not in ROLES:
+            raise HandtrackError(f"{source}: unknown model role '{info.role}'")
+        if meta.get("depth_normalisation") != DEPTH_NORMALISATION:
+            raise HandtrackError(f"{source}: the model expects a depth normalisation this handtrack does not do")
+        if info.joint_set == "canonical21" and info.joint_names != skeleton.JOINT_NAMES:
+            raise HandtrackError(f"{source}: joint names differ from handtrack's canonical 21")
+        return info
+
+    def to_metadata(self) -> dict:
+        return {"format": METADATA_FORMAT, "method": self.method, "role": self.role, "version": self.version,
+                "cube_mm": self.cube_mm, "input_size": self.input_size, "joint_set": self.joint_set,
+                "joint_names": list(self.joint_names), "depth_normalisation": DEPTH_NORMALISATION,
+                "joint_normalisation": JOINT_NORMALISATION, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "training": self.training}
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for bad files
+        raise HandtrackError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+
+
+def read_info(path: str | Path, session=None) -> ModelInfo:
+    path = Path(path)
+    if not path.is_file():
+        raise HandtrackError(f"no model file at {path}")
+    session = session or _session(path, 1)
+    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if raw is None:
+        raise HandtrackError(f"{path}: an ONNX model without handtrack metadata (made elsewhere?)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise HandtrackError(f"{path}: unreadable handtrack metadata ({exc})") from exc
+    return ModelInfo.from_metadata(meta, str(path))
+
+
+class OnnxModel:
+    """One handtrack ONNX file: its session and what its metadata says."""
+
+    def __init__(self, path: str | Path, threads: int = 1, role: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise HandtrackError(f"no model file at {self.path}")
+        self.session = _session(self.path, threads)
+        self.info = read_info(self.path, self.session)
+        if role and self.info.role != role:
+            raise HandtrackError(f"{self.path}: a '{self.info.role}' model, expected a '{role}' model")
+        names = tuple(i.name for i in self.session.get_inputs())
+        if names != self.info.inputs:
+            raise HandtrackError(f"{self.path}: graph inputs {names} do not match its metadata {self.info.inputs}")
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        feeds = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in zip(self.info.inputs, inputs)}
+        return self.session.run(None, feeds)
+
+
+class PoseModel(OnnxModel):
+    """Normalised crops (B, 1, S, S) -> latent (B, L) and normalised joints (B, J, 3)."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        super().__init__(path, threads, role="pose")
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        crops = np.asarray(crops, dtype=np.float32)
+        if crops.ndim == 2:
+            crops = crops[None]
+        if crops.ndim == 3:
+            crops = crops[:, None]
+        S = self.info.input_size
+        if crops.shape[1:] != (1, S, S):
+            raise HandtrackError(f"{self.path.name} takes {S}x{S} crops, got {crops.shape[-2:]}")
+        latent, joints = self.run(crops)
+        return latent, joints
+
+
+class RenderModel(OnnxModel):
+    """Latent (B, L) -> synthesized normalised depth crop (B, 1, S, S); or, role render_from_pose,
+    normalised joints (B, J, 3) -> crop."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        super().__init__(path, threads)
+        if self.info.role not in ("render", "render_from_pose"):
+            raise HandtrackError(f"{self.path}: a '{self.info.role}' model, expected a render model")
+
+    def render(self, x: np.ndarray) -> np.ndarray:
+        return self.run(x)[0]

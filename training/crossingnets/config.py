@@ -1,0 +1,88 @@
+"""Training configuration: plain data, read from a JSON file and saved beside every checkpoint.
+
+Stages run in order; a stage with 0 steps is skipped (e.g. the posterior-only baselines of the semi-supervised
+experiment skip the GAN stages). Step counts rather than epochs, because the synthetic sets differ in size.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from handtrack.inference.errors import HandtrackError
+
+STAGES = ("vae", "gan", "ali", "joint")
+
+DEFAULTS: dict = {
+    "name": "crossingnets",
+    "seed": 0,
+    "threads": 0,                 # torch intra-op threads; 0 = torch's default
+    "model": {"vae_hidden": 40, "width": 32, "cube_mm": 250.0},
+    "data": {
+        "sources": [],            # [{"path": shard folder, "labelled_fraction": 1.0, "limit": null}]
+        "val": None,              # {"path": shard folder, "limit": 500}
+    },
+    "stages": {
+        # Pose VAE pretraining (paper: Adam 3e-4, beta1 0.5, batch 200).
+        "vae": {"steps": 2000, "lr": 3e-4, "batch": 200, "kl_weight": 1.0},
+        # Depth GAN pretraining with feature matching, z ~ U(-1, 1).
+        "gan": {"steps": 1000, "lr": 2e-4, "batch": 32},
+        # Ali by the clipped reconstruction loss; posterior and smoothness heads at head_lr_scale x lr.
+        "ali": {"steps": 500, "lr": 1e-3, "head_lr_scale": 10.0},
+        # Algorithm 1: joint discriminator / generator updates.
+        "joint": {"steps": 2000, "lr": 1e-3},
+    },
+    # Per-iteration batch of the ali and joint stages: labelled crops; unlabelled crops; how many of the
+    # labelled ones also enter the generator's tasks (reconstruction, smoothness) with as many random latents.
+    "batch": {"labelled": 64, "unlabelled": 16, "synth": 16},
+    "init_from": None,            # a checkpoint whose weights start this run (e.g. a shared pretrained GAN)
+    "posterior_only": False,      # the baselines: train the posterior alone (joint stage: L_pos only)
+    "init_trunk_from_gan": True,  # keep the GAN-pretrained trunk (False: re-initialise it before the posterior)
+    "latent_noise": 0.05,         # std of the noise added to Enc(y) in training
+    "recons_tau": 1.0,            # clip of the per-pixel squared reconstruction error ([-1, 1] depth scale)
+    "convex_k": 5,                # random latents are convex combinations of this many labelled latents
+    "log_every": 20,
+    "val_every": 250,
+    "ckpt_every": 250,
+    "meta": {"training_data": "", "command": ""},
+}
+
+
+def _merge(base: dict, override: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise HandtrackError(f"unknown config key '{where}{key}'")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("meta",):
+            out[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def make_config(override: dict | None = None) -> dict:
+    return _merge(DEFAULTS, override or {})
+
+
+def load_config(path: str | Path) -> dict:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise HandtrackError(f"cannot read config {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise HandtrackError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise HandtrackError(f"{path}: a config is a JSON object")
+    config = make_config(raw)
+    if not config["data"]["sources"]:
+        raise HandtrackError(f"{path}: data.sources names no training data")
+    base = Path(path).resolve().parent
+    for src in config["data"]["sources"] + ([config["data"]["val"]] if config["data"]["val"] else []):
+        p = Path(src["path"])
+        if not p.is_absolute() and not p.exists() and (base / p).exists():
+            src["path"] = str(base / p)  # paths relative to the config file also work
+    return config
+
+
+def save_config(config: dict, path: Path) -> None:
+    path.write_text(json.dumps(config, indent=2) + "\n")

@@ -1,0 +1,233 @@
+"""Runs the staged schedule: data, checkpoints, resume, validation, progress, distributed training.
+
+Checkpoints hold only tensors and plain data (`torch.load(weights_only=True)` reads them): the model's
+state_dict, the current stage's optimiser states, the position (stage, step) and the loss history. Every batch is
+drawn from a generator seeded by (seed, stage, step, rank), so a resumed run draws the batches the uninterrupted
+run would have drawn. Under torchrun each process draws its own batches and DistributedDataParallel averages
+the gradients (gloo on CPUs, so it runs anywhere torch does).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from handtrack.inference.errors import HandtrackError
+
+from . import losses
+from .codec import PoseCodec
+from .config import STAGES, save_config
+from .curves import plot_history
+from .data import load_shards, load_sources
+from .networks import POSE_LATENT, CrossingNets
+from .routes import PoseRoute
+from .stages import STAGE_CLASSES
+
+CHECKPOINT_FORMAT = 1
+
+
+def build_model(config: dict) -> CrossingNets:
+    m = config["model"]
+    return CrossingNets(vae_hidden=m["vae_hidden"], width=m["width"])
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise HandtrackError(f"no checkpoint at {path}") from exc
+    except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file gets one line
+        raise HandtrackError(f"{path}: not a handtrack checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        raise HandtrackError(f"{path}: not a handtrack Crossing Nets checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[CrossingNets, dict]:
+    ckpt = load_checkpoint(path)
+    config = json.loads(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), config
+
+
+class Trainer:
+    def __init__(self, config: dict, out_dir: Path, resume: bool = False, quiet: bool = False):
+        self.config, self.out = config, Path(out_dir)
+        self.rank, self.world = _setup_distributed()
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        torch.manual_seed(config["seed"])  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        self.model = build_model(config)
+        self.codec = PoseCodec(config["model"]["cube_mm"])
+        self.batch_sizes = config["batch"]
+        self.quiet = quiet or self.rank != 0
+        self.labelled, self.unlabelled = load_sources(config["data"]["sources"], config["model"]["cube_mm"],
+                                                      config["seed"])
+        val = config["data"]["val"]
+        self.val = load_shards(val["path"], val.get("limit", 500), config["model"]["cube_mm"]) if val else None
+        self.history: list[dict] = []
+        self.position = {"stage": 0, "step": 0}
+        self._optim_state: dict | None = None
+        if resume and (self.out / "last.pt").exists():
+            self._restore(load_checkpoint(self.out / "last.pt"))
+        elif config.get("init_from"):
+            self.model.load_state_dict(load_checkpoint(config["init_from"])["model"])
+        if not config["init_trunk_from_gan"] and self.position == {"stage": 0, "step": 0}:
+            for m in self.model.dis.trunk.modules():
+                if hasattr(m, "reset_parameters") and m is not self.model.dis.trunk:
+                    m.reset_parameters()
+
+    # --- what the stages use ---------------------------------------------------------------------------------
+    def replicate(self, module: nn.Module) -> nn.Module:
+        if self.world == 1:
+            return module
+        # Stages leave some heads unused (e.g. the GAN head while only the posterior trains).
+        return nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+
+    @contextlib.contextmanager
+    def frozen(self, module: nn.Module):
+        """No gradients for `module` while another network's update reads it."""
+        module.requires_grad_(False)
+        try:
+            yield
+        finally:
+            module.requires_grad_(True)
+
+    def labelled_batch(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops and their shared latents z = [Enc(y) + noise, root offset]."""
+        idx = rng.integers(len(self.labelled), size=n)
+        return self.labelled.images(idx), self.latents(self.labelled.targets(idx), self.config["latent_noise"])
+
+    def unlabelled_batch(self, rng: np.random.Generator, n: int) -> torch.Tensor | None:
+        if self.unlabelled is None or n == 0:
+            return None
+        return self.unlabelled.images(rng.integers(len(self.unlabelled), size=n))
+
+    def depth_batch(self, rng: np.random.Generator, n: int) -> torch.Tensor:
+        """Depth maps labelled or not, in proportion to their numbers (the GAN learns from all of them)."""
+        n_u = len(self.unlabelled) if self.unlabelled is not None else 0
+        k = rng.integers(len(self.labelled) + n_u, size=n)
+        lab, unl = k[k < len(self.labelled)], k[k >= len(self.labelled)] - len(self.labelled)
+        parts = [self.labelled.images(lab)] + ([self.unlabelled.images(unl)] if len(unl) else [])
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def latents(self, joints_norm: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        pose, offset = self.codec.encode(joints_norm)
+        mu, _ = self.model.vae.encode(pose)
+        if noise:
+            mu = mu + noise * torch.randn_like(mu)
+        return torch.cat([mu, offset], 1)
+
+    def random_latents(self, z_l: torch.Tensor, n: int) -> torch.Tensor:
+        return losses.random_latents(z_l, n, self.config["convex_k"])
+
+    # --- validation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, floor_only: bool = False) -> dict[str, float]:
+        """Mean joint error (mm) of the pose route on the validation crops; and the VAE's own floor: the error
+        of decoding the true latent (what a perfect posterior would score)."""
+        route = PoseRoute(self.model, self.config["model"]["cube_mm"])
+        was_training = self.model.training
+        self.model.eval()
+        errs, floor = [], []
+        half = self.config["model"]["cube_mm"] / 2
+        for start in range(0, len(self.val), 256):
+            idx = np.arange(start, min(start + 256, len(self.val)))
+            target = self.val.targets(idx)
+            if not floor_only:
+                _, joints = route(self.val.images(idx))
+                errs.append(((joints - target).norm(dim=-1) * half).mean(1))
+            floor.append(((route.decode(self.latents(target)) - target).norm(dim=-1) * half).mean(1))
+        self.model.train(was_training)
+        out = {"vae_floor_mm": float(torch.cat(floor).mean())}
+        if errs:
+            out["val_mm"] = float(torch.cat(errs).mean())
+        return out
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.position = dict(ckpt["position"])
+        self.history = list(ckpt["history"])
+        self._optim_state = ckpt["optim"]
+
+    def save(self, stage, tag: str | None = None) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out / "config.json")
+        ckpt = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "optim": stage.state_dict(),
+                "position": dict(self.position), "history": self.history, "config": json.dumps(self.config)}
+        tmp = self.out / "last.pt.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, self.out / "last.pt")  # a crash mid-write leaves the previous checkpoint intact
+        if tag:
+            torch.save(ckpt, self.out / f"{tag}.pt")
+        plot_history(self.history, self.out / "curves.png")
+        return self.out / "last.pt"
+
+    # --- the schedule ----------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        self.model.train()
+        self.model.vae.eval()  # the VAE only trains in its own stage (no dropout / BN in it, but say so)
+        for si, name in enumerate(STAGES):
+            cfg = self.config["stages"][name]
+            if si < self.position["stage"] or cfg["steps"] <= 0:
+                continue
+            if si > self.position["stage"]:
+                self.position = {"stage": si, "step": 0}
+            stage = STAGE_CLASSES[name](self, cfg)
+            self.model.vae.train(name == "vae")
+            if self.position["step"] == 0:
+                stage.begin()
+            elif self._optim_state is not None:
+                stage.load_state_dict(self._optim_state)
+            self._optim_state = None
+            running: dict[str, list[float]] = {}
+            bar = tqdm(total=cfg["steps"], initial=self.position["step"], desc=name, file=sys.stderr,
+                       disable=self.quiet, dynamic_ncols=True)
+            while self.position["step"] < cfg["steps"]:
+                step = self.position["step"]
+                rng = np.random.default_rng([self.config["seed"], si, step, self.rank])
+                torch.manual_seed(int(rng.integers(2**62)))
+                out = stage.step(rng)
+                self.position["step"] = step = step + 1
+                for k, v in out.items():
+                    running.setdefault(k, []).append(v)
+                last = step == cfg["steps"]
+                if step % self.config["log_every"] == 0 or last:
+                    row = {"stage": name, "step": step, "time": time.time(),
+                           **{k: float(np.mean(v)) for k, v in running.items()}}
+                    running = {}
+                    if self.val is not None and (step % self.config["val_every"] == 0 or last):
+                        row.update(self.validate(floor_only=name == "vae"))
+                    self.history.append(row)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("stage", "step", "time")})
+                bar.update(1)
+                if self.rank == 0 and (step % self.config["ckpt_every"] == 0 or last):
+                    self.save(stage, tag=f"{name}_end" if last else None)
+            bar.close()
+        self.position = {"stage": len(STAGES), "step": 0}
+        result = self.validate() if self.val is not None else {}
+        if self.world > 1:
+            torch.distributed.barrier()
+        return result
+
+
+def _setup_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
