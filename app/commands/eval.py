@@ -175,4 +175,5 @@ def _write_overlay(path: Path, depth_mm: np.ndarray, joints_uv: np.ndarray, labe
         raise HandtrackError(f"cannot write {path}")
 
 
-TARGETS = (_add_nyu, _add_reprojection, eval_model.add_synth, eval_model.add_nyu_frame, eval_model.add_sr305)
+TARGETS = (_add_nyu, _add_reprojection, eval_model.add_synth, eval_model.add_nyu_frame, eval_model.add_sr305,
+           eval_model.add_latent_walk)

@@ -156,3 +156,33 @@ def _print(summary, title: str) -> None:
     from handtrack.app.commands.eval import _print_summary
     _print_summary(summary, title)
     sys.stdout.flush()
+
+
+def add_latent_walk(targets) -> None:
+    p = targets.add_parser("latent-walk", help="poses and synthesized depth along a line between two latents (Fig. 1)",
+                           description="Decode points on the line between the shared latents of two held-out "
+                                       "synthetic poses into poses (VAE) and depth maps (Ali + generator).")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a Crossing Nets training checkpoint")
+    p.add_argument("--png", type=Path, required=True, help="the figure to write")
+    p.add_argument("--steps", type=int, default=8, help="points on the line, ends included")
+    p.add_argument("--seed", type=int, default=5, help="which two held-out poses (test-set seed)")
+    p.set_defaults(run=run_latent_walk)
+
+
+def run_latent_walk(args: argparse.Namespace) -> int:
+    from handtrack.inference.crop import normalise_joints
+    from handtrack.inference.errors import require
+    require("torch", extra="train", feature="the latent walk")
+    from handtrack.training.crossingnets.latent_walk import write_walk
+    from handtrack.training.crossingnets.trainer import model_from_checkpoint
+    from handtrack.training.model_eval import synthetic_test_set
+
+    if args.steps < 2:
+        raise HandtrackError("--steps must be at least 2")
+    _, config = model_from_checkpoint(args.checkpoint)
+    cube = config["model"]["cube_mm"]
+    data = synthetic_test_set("clean", 2, cube, seed=args.seed)
+    ends = normalise_joints(data["joints"], data["centre"][:, None], cube)
+    write_walk(args.checkpoint, ends[0], ends[1], args.png, args.steps)
+    print(f"wrote {args.png}")
+    return 0

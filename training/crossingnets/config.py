@@ -76,6 +76,7 @@ def load_config(path: str | Path) -> dict:
     config = make_config(raw)
     if not config["data"]["sources"]:
         raise HandtrackError(f"{path}: data.sources names no training data")
+    _check(config, path)
     base = Path(path).resolve().parent
     for src in config["data"]["sources"] + ([config["data"]["val"]] if config["data"]["val"] else []):
         p = Path(src["path"])
@@ -86,3 +87,22 @@ def load_config(path: str | Path) -> dict:
 
 def save_config(config: dict, path: Path) -> None:
     path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _check(config: dict, source) -> None:
+    """Values that would otherwise fail deep inside a training step."""
+    b = config["batch"]
+    if min(b["labelled"], b["synth"]) <= 0 or b["unlabelled"] < 0:
+        raise HandtrackError(f"{source}: batch sizes must be positive (unlabelled may be 0)")
+    if b["synth"] > b["labelled"]:
+        raise HandtrackError(f"{source}: batch.synth ({b['synth']}) cannot exceed batch.labelled ({b['labelled']}): "
+                             "the generator's tasks take the first batch.synth labelled crops")
+    for name, stage in config["stages"].items():
+        if stage["steps"] < 0 or stage.get("batch", 1) <= 0 or stage["lr"] <= 0:
+            raise HandtrackError(f"{source}: stages.{name} needs steps >= 0, a positive batch and lr")
+    for src in config["data"]["sources"]:
+        if not 0.0 <= float(src.get("labelled_fraction", 1.0)) <= 1.0:
+            raise HandtrackError(f"{source}: labelled_fraction of {src.get('path')} must lie in [0, 1]")
+    for key in ("log_every", "val_every", "ckpt_every"):
+        if config[key] <= 0:
+            raise HandtrackError(f"{source}: {key} must be positive")

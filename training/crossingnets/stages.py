@@ -185,7 +185,7 @@ class VaeStage(Stage):
 class GanStage(Stage):
     def __init__(self, t, cfg):
         super().__init__(t, cfg)
-        self.d_loss = t.replicate(GanDiscriminatorLoss(t.model))
+        self.d_loss = t.replicate(GanDiscriminatorLoss(t.model), unused_parameters=True)  # heads wait
         self.g_loss = t.replicate(GanGeneratorLoss(t.model))
         self.optimizers["dis"] = _adam(t.model.dis.parameters(), cfg["lr"])
         self.optimizers["gen"] = _adam(t.model.gen.parameters(), cfg["lr"])
@@ -208,7 +208,7 @@ class AliStage(Stage):
     def __init__(self, t, cfg):
         super().__init__(t, cfg)
         self.ali_loss = t.replicate(AliLoss(t.model, t.config["recons_tau"]))
-        self.heads_loss = t.replicate(DiscriminatorLoss(t.model, gan=False, trunk=False))
+        self.heads_loss = t.replicate(DiscriminatorLoss(t.model, gan=False, trunk=False), unused_parameters=True)
         self.optimizers["ali"] = _adam(t.model.ali.parameters(), cfg["lr"])
         heads = [p for m in t.model.dis.heads() for p in m.parameters()]
         self.optimizers["heads"] = _adam(heads, cfg["lr"] * cfg["head_lr_scale"])
@@ -237,7 +237,7 @@ class JointStage(Stage):
         self.posterior_only = t.config["posterior_only"]
         dis = t.model.dis
         if self.posterior_only:
-            self.d_loss = t.replicate(DiscriminatorLoss(t.model, gan=False, smoothness=False))
+            self.d_loss = t.replicate(DiscriminatorLoss(t.model, gan=False, smoothness=False), unused_parameters=True)
             params = list(dis.trunk.parameters()) + list(dis.pos_convs.parameters()) + list(dis.pos_out.parameters())
             self.optimizers["dis"] = _adam(params, cfg["lr"])
         else:

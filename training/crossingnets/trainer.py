@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,18 +45,36 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise HandtrackError(f"no checkpoint at {path}") from exc
+    except pickle.UnpicklingError as exc:
+        raise HandtrackError(f"{path}: not a handtrack checkpoint (corrupt, or holds objects other than "
+                             "tensors and plain data, which handtrack never unpickles)") from exc
     except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file gets one line
-        raise HandtrackError(f"{path}: not a handtrack checkpoint ({type(exc).__name__}: {exc})") from exc
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[:1] or [""]
+        raise HandtrackError(f"{path}: not a handtrack checkpoint ({type(exc).__name__}: {first[0][:200]})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise HandtrackError(f"{path}: not a handtrack Crossing Nets checkpoint")
     return ckpt
+
+
+def load_weights(model: CrossingNets, ckpt: dict, config: dict, source: str | Path) -> None:
+    """The checkpoint's weights into `model`, or one line saying why they do not fit."""
+    theirs = json.loads(ckpt["config"]).get("model", {})
+    differ = [k for k in config["model"] if k in theirs and theirs[k] != config["model"][k]]
+    if differ:
+        ours = config["model"]
+        sizes = ", ".join(f"{k} {theirs[k]} != {ours[k]}" for k in differ)
+        raise HandtrackError(f"{source}: a model of other sizes ({sizes})")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise HandtrackError(f"{source}: weights do not fit this model ({str(exc).splitlines()[0][:200]})") from exc
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[CrossingNets, dict]:
     ckpt = load_checkpoint(path)
     config = json.loads(ckpt["config"])
     model = build_model(config)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt, config, path)
     return model.eval(), config
 
 
@@ -77,20 +97,21 @@ class Trainer:
         self.position = {"stage": 0, "step": 0}
         self._optim_state: dict | None = None
         if resume and (self.out / "last.pt").exists():
-            self._restore(load_checkpoint(self.out / "last.pt"))
+            self._restore(load_checkpoint(self.out / "last.pt"), self.out / "last.pt")
         elif config.get("init_from"):
-            self.model.load_state_dict(load_checkpoint(config["init_from"])["model"])
+            load_weights(self.model, load_checkpoint(config["init_from"]), config, config["init_from"])
         if not config["init_trunk_from_gan"] and self.position == {"stage": 0, "step": 0}:
             for m in self.model.dis.trunk.modules():
                 if hasattr(m, "reset_parameters") and m is not self.model.dis.trunk:
                     m.reset_parameters()
 
     # --- what the stages use ---------------------------------------------------------------------------------
-    def replicate(self, module: nn.Module) -> nn.Module:
+    def replicate(self, module: nn.Module, unused_parameters: bool = False) -> nn.Module:
+        """The loss module, wrapped for DistributedDataParallel under torchrun. `unused_parameters`: the loss
+        leaves some of the module's parameters out (e.g. the GAN head while only the posterior trains)."""
         if self.world == 1:
             return module
-        # Stages leave some heads unused (e.g. the GAN head while only the posterior trains).
-        return nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+        return nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused_parameters)
 
     @contextlib.contextmanager
     def frozen(self, module: nn.Module):
@@ -136,7 +157,7 @@ class Trainer:
         """Mean joint error (mm) of the pose route on the validation crops; and the VAE's own floor: the error
         of decoding the true latent (what a perfect posterior would score)."""
         route = PoseRoute(self.model, self.config["model"]["cube_mm"])
-        was_training = self.model.training
+        modes = [(m, m.training) for m in self.model.children()]
         self.model.eval()
         errs, floor = [], []
         half = self.config["model"]["cube_mm"] / 2
@@ -147,15 +168,16 @@ class Trainer:
                 _, joints = route(self.val.images(idx))
                 errs.append(((joints - target).norm(dim=-1) * half).mean(1))
             floor.append(((route.decode(self.latents(target)) - target).norm(dim=-1) * half).mean(1))
-        self.model.train(was_training)
+        for m, mode in modes:
+            m.train(mode)
         out = {"vae_floor_mm": float(torch.cat(floor).mean())}
         if errs:
             out["val_mm"] = float(torch.cat(errs).mean())
         return out
 
     # --- checkpoints -----------------------------------------------------------------------------------------
-    def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
+    def _restore(self, ckpt: dict, source: Path) -> None:
+        load_weights(self.model, ckpt, self.config, source)
         self.position = dict(ckpt["position"])
         self.history = list(ckpt["history"])
         self._optim_state = ckpt["optim"]
