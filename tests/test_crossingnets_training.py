@@ -323,3 +323,26 @@ def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(sh
     single = load(tmp_path / "single" / "last.pt")["model"]
     differ = [k for k in single if not torch.equal(single[k], ddp["model"][k])]
     assert len(differ) > len(single) // 2, "rank 0 trained as if alone: gradients were not averaged"
+
+
+# --- 6. the semi-supervised experiment runner -------------------------------------------------------------------
+
+def test_semisup_runs_three_models_per_fraction_and_resumes(shards, tmp_path):
+    from handtrack.training.crossingnets.semisup import run_experiment
+
+    steps = {"vae": 3, "gan": 2, "ali": 2, "joint": 2, "threads": 1}
+    batch = {"labelled": 8, "unlabelled": 4, "synth": 4, "vae": 32, "gan": 8}
+    args = (str(shards["train"]), str(shards["train"]), str(shards["val"]), tmp_path / "ss", [25.0], steps, batch)
+    results = run_experiment(*args, limits={"val": 16}, quiet=True)
+    assert set(results) == {"scratch@25", "gan_init@25", "full@25"}
+    assert all(np.isfinite(r["target_mean_error_mm"]) for r in results.values())
+    # The baselines differ only in the trunk's start: from the pretrained GAN or re-initialised.
+    pre = torch.load(tmp_path / "ss" / "pretrain" / "last.pt", weights_only=True)["model"]
+    key = "dis.trunk.0.weight"
+    gan_init = torch.load(tmp_path / "ss" / "gan_init_25" / "joint_end.pt", weights_only=True)["model"][key]
+    scratch = torch.load(tmp_path / "ss" / "scratch_25" / "joint_end.pt", weights_only=True)["model"][key]
+    assert (gan_init - pre[key]).abs().max() < (scratch - pre[key]).abs().max()
+    # A second invocation finds every run finished and trains nothing.
+    stamp = (tmp_path / "ss" / "full_25" / "last.pt").stat().st_mtime_ns
+    assert run_experiment(*args, limits={"val": 16}, quiet=True) == results
+    assert (tmp_path / "ss" / "full_25" / "last.pt").stat().st_mtime_ns == stamp
