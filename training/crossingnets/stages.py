@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from handtrack.inference.errors import HandtrackError
+
 from . import losses
 from .networks import POSE_LATENT, CrossingNets
 
@@ -149,6 +151,10 @@ class Stage:
         return {k: o.state_dict() for k, o in self.optimizers.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in self.optimizers if k not in state]
+        if missing:
+            raise HandtrackError(f"the checkpoint has no optimiser state for {', '.join(missing)}; "
+                                 "resume from a checkpoint written during this stage")
         for k, o in self.optimizers.items():
             o.load_state_dict(state[k])
 
