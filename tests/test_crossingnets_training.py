@@ -337,7 +337,7 @@ def test_semisup_runs_three_models_per_fraction_and_resumes(shards, tmp_path):
     assert set(results) == {"scratch@25", "gan_init@25", "full@25"}
     assert all(np.isfinite(r["target_mean_error_mm"]) for r in results.values())
     # The baselines differ only in the trunk's start: from the pretrained GAN or re-initialised.
-    pre = torch.load(tmp_path / "ss" / "pretrain" / "last.pt", weights_only=True)["model"]
+    pre = torch.load(tmp_path / "ss" / "pretrain" / "final.pt", weights_only=True)["model"]
     key = "dis.trunk.0.weight"
     gan_init = torch.load(tmp_path / "ss" / "gan_init_25" / "joint_end.pt", weights_only=True)["model"][key]
     scratch = torch.load(tmp_path / "ss" / "scratch_25" / "joint_end.pt", weights_only=True)["model"][key]

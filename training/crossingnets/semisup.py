@@ -72,11 +72,11 @@ def run_experiment(source: str, target: str, target_val: str, out: Path, fractio
     out.mkdir(parents=True, exist_ok=True)
     train_batch = {k: batch[k] for k in ("labelled", "unlabelled", "synth")}
     pre_out = out / "pretrain"
-    if not (pre_out / "last.pt").exists():
-        Trainer(pretrain_config(source, target, steps, batch, seed, limits), pre_out, quiet=quiet).run()
+    if not (pre_out / "final.pt").exists():  # not yet, or interrupted: resume continues where it stopped
+        Trainer(pretrain_config(source, target, steps, batch, seed, limits), pre_out, resume=True, quiet=quiet).run()
     results = _load_results(out)
     for (method, m), config in experiment_configs(source, target, target_val, fractions, steps, train_batch, seed,
-                                                  limits, pre_out / "last.pt").items():
+                                                  limits, pre_out / "final.pt").items():
         key = f"{method}@{m:g}"
         if key in results:  # finished in an earlier invocation: the experiment resumes run by run
             continue
