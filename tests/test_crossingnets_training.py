@@ -27,7 +27,8 @@ from handtrack.training.synth.generator import SynthConfig, generate_shard  # no
 from handtrack.training.synth.pose_prior import PosePrior  # noqa: E402
 
 N_TRAIN, N_VAL = 300, 48
-STEPS = {"vae": 4, "gan": 3, "ali": 6, "joint": 4}
+STEPS = {"vae": 4, "gan": 3, "ali": 6, "joint": 4, "refine": 3}
+STAGE_LR_REFINE = make_config()["stages"]["refine"]["lr"]
 
 
 # --- fixtures -----------------------------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ def tiny_config(shards, **steps) -> dict:
         "data": {"sources": [{"path": str(shards["train"]), "labelled_fraction": 0.5}],
                  "val": {"path": str(shards["val"]), "limit": N_VAL}},
         "stages": {"vae": {"steps": s["vae"], "batch": 32}, "gan": {"steps": s["gan"], "batch": 8},
-                   "ali": {"steps": s["ali"]}, "joint": {"steps": s["joint"]}},
+                   "ali": {"steps": s["ali"]}, "joint": {"steps": s["joint"]}, "refine": {"steps": s["refine"]}},
         "batch": {"labelled": 8, "unlabelled": 4, "synth": 4},
         "log_every": 2, "val_every": 4, "ckpt_every": 4,
     }
@@ -137,17 +138,33 @@ def test_full_schedule_writes_checkpoints_config_curves_and_a_finite_result(full
         assert math.isfinite(printed[key]) and printed[key] > 0, (key, printed)
 
     last = load(out / "last.pt")  # weights_only: tensors and plain data only
-    assert last["position"] == {"stage": len(STAGES) - 1, "step": STEPS["joint"]}
+    assert last["position"] == {"stage": len(STAGES) - 1, "step": STEPS["refine"]}
     assert json.loads(last["config"]) == make_config(full_run["raw"])
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
     assert [s for s in STAGES if any(r["stage"] == s for r in last["history"])] == list(STAGES)
     for si, name in enumerate(STAGES):
         end = load(out / f"{name}_end.pt")
         assert end["position"] == {"stage": si, "step": STEPS[name]}, name
-    assert_same_tensors(load(out / "joint_end.pt")["model"], last["model"], "joint_end.pt vs last.pt")
+    assert_same_tensors(load(out / "refine_end.pt")["model"], last["model"], "refine_end.pt vs last.pt")
     # training moved the weights between stages
     assert not torch.equal(load(out / "gan_end.pt")["model"]["gen.fc.0.weight"],
                            load(out / "vae_end.pt")["model"]["gen.fc.0.weight"])
+
+
+def test_refine_trains_the_pose_route_alone_with_a_decaying_learning_rate(full_run):
+    """The refine stage moves the trunk and the posterior head only, and its learning rate follows the cosine
+    down to (nearly) 0 by its last step."""
+    before = load(full_run["out"] / "joint_end.pt")["model"]
+    after = load(full_run["out"] / "refine_end.pt")
+    moved = {k for k in before if k.endswith("weight") and not torch.equal(before[k], after["model"][k])}
+    assert moved, "refine changed nothing"
+    assert all(k.startswith(("dis.trunk.", "dis.pos_convs.", "dis.pos_out.")) for k in moved), sorted(moved)
+    assert any(k.startswith("dis.trunk.") for k in moved) and any(k.startswith("dis.pos_") for k in moved)
+    lr, steps = STAGE_LR_REFINE, STEPS["refine"]
+    expected_last = 0.5 * lr * (1 + math.cos(math.pi * (steps - 1) / steps))
+    assert after["optim"]["dis"]["param_groups"][0]["lr"] == pytest.approx(expected_last)
+    rows = [r for r in after["history"] if r["stage"] == "refine"]
+    assert rows and all("pos_j" in r and math.isfinite(r["pos_j"]) for r in rows)
 
 
 # --- 2. resume ------------------------------------------------------------------------------------------------------
@@ -155,6 +172,7 @@ def test_full_schedule_writes_checkpoints_config_curves_and_a_finite_result(full
 def test_resume_after_a_shorter_joint_stage_reproduces_the_uninterrupted_run(full_run, tmp_path):
     short = copy.deepcopy(full_run["raw"])
     short["stages"]["joint"]["steps"] = 2
+    short["stages"]["refine"]["steps"] = 0
     out = tmp_path / "run"
     code, _, err = train(write_config(tmp_path / "short.json", short), out)
     assert code == 0, err
@@ -299,7 +317,7 @@ def test_no_labelled_samples_at_all_is_an_error(shards):
 def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(shards, tmp_path):
     """Two gloo processes. Rank 0 draws the batches a single process draws, so rank 0's weights equal the
     single-process run's exactly unless DDP really averaged in rank 1's gradients."""
-    raw = tiny_config(shards, vae=2, gan=2, ali=2, joint=2)
+    raw = tiny_config(shards, vae=2, gan=2, ali=2, joint=2, refine=2)
     config = write_config(tmp_path / "ddp.json", raw)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
@@ -315,7 +333,7 @@ def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(sh
     assert json.loads((tmp_path / "ddp.json.out").read_text()) == result
     assert math.isfinite(result["val_mm"]) and math.isfinite(result["vae_floor_mm"])
     ddp = load(tmp_path / "ddp" / "last.pt")
-    assert ddp["position"] == {"stage": 3, "step": 2}
+    assert ddp["position"] == {"stage": 4, "step": 2}
     assert all(torch.isfinite(t).all() for t in ddp["model"].values() if t.is_floating_point())
 
     code, _, err = train(config, tmp_path / "single")

@@ -1,6 +1,6 @@
 """Training configuration: plain data, read from a JSON file and saved beside every checkpoint.
 
-Stages run in order; a stage with 0 steps is skipped (e.g. the posterior-only baselines of the semi-supervised
+Stages run in order (`STAGES`); a stage with 0 steps is skipped (e.g. the posterior-only baselines of the semi-supervised
 experiment skip the GAN stages). Step counts rather than epochs, because the synthetic sets differ in size.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
 
-STAGES = ("vae", "gan", "ali", "joint")
+STAGES = ("vae", "gan", "ali", "joint", "refine")
 
 DEFAULTS: dict = {
     "name": "crossingnets",
@@ -31,6 +31,9 @@ DEFAULTS: dict = {
         "ali": {"steps": 500, "lr": 1e-3, "head_lr_scale": 10.0},
         # Algorithm 1: joint discriminator / generator updates.
         "joint": {"steps": 2000, "lr": 1e-3},
+        # Not in the paper (0 = off): the pose route alone (trunk + posterior head) on labelled crops, L_pos plus
+        # joint_weight x the error of the decoded joints, its learning rate decayed to 0 along a cosine.
+        "refine": {"steps": 0, "lr": 1e-3, "joint_weight": 1.0},
     },
     # Per-iteration batch of the ali and joint stages: labelled crops; unlabelled crops; how many of the
     # labelled ones also enter the generator's tasks (reconstruction, smoothness) with as many random latents.

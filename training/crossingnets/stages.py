@@ -5,6 +5,8 @@
   ali    Ali by the clipped reconstruction loss (generator frozen), posterior + smoothness heads at 10x lr
   joint  Algorithm 1: a discriminator update (L_pos + L_smo + L_gan) and a generator update
          (L_recons + L_smo + feature matching) per iteration
+  refine (not in the paper, off by default) the pose route alone, L_pos + decoded-joint error, learning rate
+         decayed to 0
 
 Each optimisation step runs one forward of a *loss module* (an nn.Module whose forward returns the loss), so
 that under torchrun the module is wrapped once in DistributedDataParallel and its gradients are averaged over
@@ -12,6 +14,8 @@ processes. A network that a loss reads but does not train (the discriminator in 
 of the loss module's parameters: `_Frozen` holds it without registering it.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -88,17 +92,23 @@ class DiscriminatorLoss(nn.Module):
     x_l, z_l: labelled crops and their latents; x_u: unlabelled crops; synth_l = Gen(Ali(z_l[:s])),
     synth_r = Gen(Ali(z_r)) with z_r the random latents. Heads that a stage does not use are skipped."""
 
-    def __init__(self, model: CrossingNets, gan: bool = True, smoothness: bool = True, trunk: bool = True):
+    def __init__(self, model: CrossingNets, gan: bool = True, smoothness: bool = True, trunk: bool = True,
+                 joint_weight: float = 0.0):
         super().__init__()
         self.dis = model.dis
+        self.vae = _Frozen(model.vae)
         self.use_gan, self.use_smo, self.train_trunk = gan, smoothness, trunk
+        self.joint_weight = joint_weight
 
     def forward(self, x_l, z_l, x_u=None, synth_l=None, synth_r=None, z_r=None) -> tuple[torch.Tensor, dict]:
         parts = {k: t for k, t in (("l", x_l), ("u", x_u), ("sl", synth_l), ("sr", synth_r)) if t is not None}
         with torch.set_grad_enabled(self.train_trunk and torch.is_grad_enabled()):
             f = self.dis.trunk(torch.cat(list(parts.values())))
         chunks = dict(zip(parts, f.split([len(t) for t in parts.values()])))
-        out = {"pos": losses.squared_norm(self.dis.posterior(chunks["l"]) - z_l)}
+        z_pred = self.dis.posterior(chunks["l"])
+        out = {"pos": losses.squared_norm(z_pred - z_l)}
+        if self.joint_weight:
+            out["pos_j"] = self.joint_weight * losses.decoded_pose_error(self.vae.module, z_pred, z_l, POSE_LATENT)
         if self.use_smo:
             s = len(z_r)
             f_ls = chunks["l"][:s]
@@ -234,6 +244,15 @@ class AliStage(Stage):
         return {"recons": rec.item(), **{k: v.item() for k, v in parts.items()}}
 
 
+def _pose_route_training(t, lr: float, joint_weight: float = 0.0) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The loss module and optimiser that train the pose route alone: trunk + posterior head, labelled crops."""
+    dis = t.model.dis
+    loss = t.replicate(DiscriminatorLoss(t.model, gan=False, smoothness=False, joint_weight=joint_weight),
+                       unused_parameters=True)
+    params = list(dis.trunk.parameters()) + list(dis.pos_convs.parameters()) + list(dis.pos_out.parameters())
+    return loss, _adam(params, lr)
+
+
 class JointStage(Stage):
     """Algorithm 1. With `posterior_only` it is the baseline instead: the discriminator's trunk and posterior
     head trained on labelled crops alone (L_pos), no generator."""
@@ -243,9 +262,7 @@ class JointStage(Stage):
         self.posterior_only = t.config["posterior_only"]
         dis = t.model.dis
         if self.posterior_only:
-            self.d_loss = t.replicate(DiscriminatorLoss(t.model, gan=False, smoothness=False), unused_parameters=True)
-            params = list(dis.trunk.parameters()) + list(dis.pos_convs.parameters()) + list(dis.pos_out.parameters())
-            self.optimizers["dis"] = _adam(params, cfg["lr"])
+            self.d_loss, self.optimizers["dis"] = _pose_route_training(t, cfg["lr"])
         else:
             self.d_loss = t.replicate(DiscriminatorLoss(t.model))
             self.g_loss = t.replicate(GeneratorLoss(t.model, t.config["recons_tau"]))
@@ -273,4 +290,25 @@ class JointStage(Stage):
         return {**{k: v.item() for k, v in d_parts.items()}, **{k: v.item() for k, v in g_parts.items()}}
 
 
-STAGE_CLASSES = {"vae": VaeStage, "gan": GanStage, "ali": AliStage, "joint": JointStage}
+class RefineStage(Stage):
+    """Not in the paper: after Algorithm 1, the pose route alone learns on the labelled crops with a cosine
+    learning-rate decay. On a CPU budget the joint stage sees each labelled crop about once; this stage spends
+    the remaining budget on the task the shipped model serves, at a sixth of a joint step's cost
+    (docs/training.md gives the numbers)."""
+
+    def __init__(self, t, cfg):
+        super().__init__(t, cfg)
+        t.model.vae.requires_grad_(False)  # trained in its own stage only; the decoded-joint loss reads it
+        self.d_loss, self.optimizers["dis"] = _pose_route_training(t, cfg["lr"], cfg["joint_weight"])
+
+    def step(self, rng):
+        lr = 0.5 * self.cfg["lr"] * (1 + math.cos(math.pi * self.t.position["step"] / self.cfg["steps"]))
+        for group in self.optimizers["dis"].param_groups:
+            group["lr"] = lr
+        x_l, z_l = self.t.labelled_batch(rng, self.t.batch_sizes["labelled"])
+        loss, parts = self.d_loss(x_l, z_l)
+        self._update(self.optimizers["dis"], loss)
+        return {k: v.item() for k, v in parts.items()}
+
+
+STAGE_CLASSES = {"vae": VaeStage, "gan": GanStage, "ali": AliStage, "joint": JointStage, "refine": RefineStage}
