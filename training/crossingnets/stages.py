@@ -293,7 +293,7 @@ class JointStage(Stage):
 class RefineStage(Stage):
     """Not in the paper: after Algorithm 1, the pose route alone learns on the labelled crops with a cosine
     learning-rate decay. On a CPU budget the joint stage sees each labelled crop about once; this stage spends
-    the remaining budget on the task the shipped model serves, at a sixth of a joint step's cost
+    the remaining budget on the task the shipped model serves, at about a fifth of a joint step's cost
     (docs/training.md gives the numbers)."""
 
     def __init__(self, t, cfg):
