@@ -1,0 +1,130 @@
+"""Find the hand in a depth frame without ground truth: nearest-object depth slicing, then centre-of-mass
+refinement inside the hand cube (DeepPrior++ practice, docs/REFERENCE section 3).
+
+Detection works on a subsampled image (every `stride`-th pixel), which keeps it well under a millisecond on
+640x480 input; the hand stays dozens of pixels wide at that resolution out to 1.5 m.
+
+    1. near = the nearest valid depth (a low percentile, so a few flying pixels do not set it)
+    2. for slab in near + step, near + 2 step, ...: connected components of the pixels nearer than the slab;
+       the first component whose metric area exceeds `min_area_mm2` is the hand candidate (a hand held out is
+       the nearest sizeable object; a speck of noise or a fingertip alone is too small)
+    3. centre = mean 3D point of the candidate; then `iterations` times: the mean of all valid points inside
+       the cube around the centre (so the centre moves onto the hand's mass even when the first component
+       caught only the fingers)
+
+With a seed (the previous frame's palm), step 3 starts from the seed and detection is skipped unless the cube
+around it holds too little surface, which is how tracking survives a body or a second hand coming nearer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .camera import Intrinsics
+
+
+@dataclass(frozen=True)
+class LocaliserOptions:
+    cube_mm: float = 250.0
+    stride: int = 4               # detection reads every stride-th pixel in u and v
+    slab_step_mm: float = 25.0    # depth slices grow by this much
+    max_slabs: int = 20
+    min_area_mm2: float = 2500.0  # a hand seen from any side covers more than this (50 x 50 mm)
+    iterations: int = 5
+    min_depth_mm: float = 100.0   # nearer than any depth camera measures: treated as invalid
+    max_depth_mm: float = 2000.0  # a hand further away is too small to track
+
+
+@dataclass(frozen=True)
+class Localisation:
+    centre: np.ndarray | None  # (3,) mm, camera frame; None: no hand found
+    points: int                # valid (subsampled) points inside the final cube
+    method: str                # "detect", "track" or "none"
+
+
+NONE = Localisation(None, 0, "none")
+
+
+def _points(depth: np.ndarray, K: Intrinsics, stride: int, opts: LocaliserOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Subsampled depth (h, w) with invalid -> 0, and the per-pixel rays' x/z, y/z factors."""
+    d = depth[::stride, ::stride]
+    d = np.where((d >= opts.min_depth_mm) & (d <= opts.max_depth_mm), d, 0).astype(np.float32)
+    us = np.arange(0, depth.shape[1], stride, dtype=np.float32)
+    vs = np.arange(0, depth.shape[0], stride, dtype=np.float32)
+    return d, np.stack(np.meshgrid((us - K.cx) / K.fx, (vs - K.cy) / K.fy), 0)
+
+
+def _cube_mean(d: np.ndarray, rays: np.ndarray, centre: np.ndarray, half: float) -> tuple[np.ndarray | None, int]:
+    """Mean 3D point of the valid points inside the cube, read only inside the cube's image footprint."""
+    x = rays[0] * d
+    y = rays[1] * d
+    inside = (d > 0) & (np.abs(d - centre[2]) < half) & (np.abs(x - centre[0]) < half) & (np.abs(y - centre[1]) < half)
+    n = int(inside.sum())
+    if n == 0:
+        return None, 0
+    return np.array([x[inside].mean(), y[inside].mean(), d[inside].mean()], dtype=np.float64), n
+
+
+def _refine(d: np.ndarray, rays: np.ndarray, centre: np.ndarray, opts: LocaliserOptions) -> tuple[np.ndarray | None, int]:
+    n = 0
+    for _ in range(opts.iterations):
+        new, n = _cube_mean(d, rays, centre, opts.cube_mm / 2)
+        if new is None:
+            return None, 0
+        moved = np.linalg.norm(new - centre)
+        centre = new
+        if moved < 1.0:
+            break
+    return centre, n
+
+
+def _min_points(opts: LocaliserOptions, K: Intrinsics, z: float) -> int:
+    """Subsampled pixels a surface of min_area_mm2 covers at depth z."""
+    px_area = (z / K.fx) * (z / K.fy) * opts.stride ** 2
+    return max(4, int(opts.min_area_mm2 / px_area))
+
+
+def detect(depth: np.ndarray, K: Intrinsics, opts: LocaliserOptions = LocaliserOptions()) -> Localisation:
+    d, rays = _points(depth, K, opts.stride, opts)
+    valid = d[d > 0]
+    if valid.size < 4:
+        return NONE
+    near = float(np.partition(valid, max(0, int(valid.size * 0.002)))[max(0, int(valid.size * 0.002))])
+    for k in range(1, opts.max_slabs + 1):
+        mask = ((d > 0) & (d < near + k * opts.slab_step_mm)).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if count <= 1:
+            continue
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        need = _min_points(opts, K, near + k * opts.slab_step_mm / 2)
+        big = np.nonzero(areas >= need)[0]
+        if big.size == 0:
+            continue
+        # Several sizeable blobs in the same slab: take the nearest one (its minimum depth).
+        best, best_z = None, np.inf
+        for b in big + 1:
+            z = d[labels == b].min()
+            if z < best_z:
+                best, best_z = b, z
+        sel = labels == best
+        z = d[sel]
+        start = np.array([(rays[0][sel] * z).mean(), (rays[1][sel] * z).mean(), z.mean()])
+        centre, n = _refine(d, rays, start, opts)
+        if centre is None:
+            return NONE
+        return Localisation(centre, n, "detect")
+    return NONE
+
+
+def localise(depth: np.ndarray, K: Intrinsics, seed: np.ndarray | None = None,
+             opts: LocaliserOptions = LocaliserOptions()) -> Localisation:
+    """The hand's cube centre in `depth` (mm, 0 = missing): from `seed` when it still finds a hand there,
+    otherwise by detection."""
+    if seed is not None:
+        d, rays = _points(depth, K, opts.stride, opts)
+        centre, n = _refine(d, rays, np.asarray(seed, dtype=np.float64), opts)
+        if centre is not None and n >= _min_points(opts, K, centre[2]):
+            return Localisation(centre, n, "track")
+    return detect(depth, K, opts)

@@ -1,0 +1,228 @@
+"""The tracker: a depth frame in, 21 metric 3D joints out, in the MediaPipe Tasks style.
+
+    tracker = HandTracker(TrackerOptions(model="crossingnets"))
+    result = tracker.process(frame)          # one DepthFrame -> HandResult
+    for result in tracker.track(source):     # a stream, newest frame first when the consumer is slow
+        ...
+
+Per frame: decode (validate the depth, NaN/inf -> missing) -> localise (depth slicing, or the previous palm
+as seed) -> crop (the one crop code training uses) -> infer (ONNX pose model; `refine_passes` more passes
+re-centred on the predicted palm, because the model was trained on palm-centred crops and the localiser
+finds the centre of the hand's mass) -> post (back to camera mm, confidence, presence, One Euro filtering).
+
+Frames the tracker cannot read (empty, wrong shape or dtype, depth that looks like metres) are skipped with a
+counted reason in `stats` and a result whose `skipped` says why; they never raise. numpy, opencv and
+onnxruntime only: importing this module leaves torch unloaded.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from . import skeleton
+from .camera import Intrinsics, project
+from .crop import crop_and_normalise, denormalise_joints
+from .datasets.base import DepthFrame
+from .filters import OneEuroFilter, OneEuroOptions
+from .localise import LocaliserOptions, localise
+from .model import PoseModel, RenderModel
+from .plausibility import frame_plausibility, joint_plausibility
+
+STAGES = ("decode", "localise", "crop", "infer", "post")
+METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    model: str = "crossingnets"           # a shipped model name or a .onnx path (the pose model)
+    threads: int = 1                      # onnxruntime intra-op threads
+    refine_passes: int = 1                # extra pose passes re-centred on the predicted palm
+    smoothing: OneEuroOptions | None = OneEuroOptions()  # None: raw joints
+    render_compare: bool = False          # also score the frame by rendering the estimate (needs a render model)
+    hand: str = "right"                   # "left": mirror the crop for the right-hand model, mirror joints back
+    presence_threshold: float = 0.35      # presence below this -> no hand
+    max_depth_mm: float = 2000.0
+
+    def __post_init__(self):
+        if self.hand not in ("right", "left"):
+            raise ValueError(f"hand must be 'right' or 'left', got {self.hand!r}")
+
+
+@dataclass
+class HandResult:
+    present: bool
+    presence: float                       # 0..1, how well the depth supports the estimate
+    handedness: str                       # "right" or "left" (as configured)
+    joints_mm: np.ndarray | None          # (21, 3) camera frame (OpenCV: x right, y down, z forward), mm
+    uv: np.ndarray | None                 # (21, 2) pixel coordinates
+    confidence: np.ndarray | None         # (21,) per-joint plausibility 0..1
+    centre_mm: np.ndarray | None          # the crop centre the pose came from
+    timestamp: float                      # the frame's time (sensor or source clock), seconds
+    host_time: float                      # time.monotonic() when processing finished
+    latency_ms: dict[str, float] = field(default_factory=dict)  # per stage, and "total"
+    frame_index: int = -1
+    skipped: str | None = None            # why the frame was not processed, or None
+    render_error: float | None = None     # mean |synthesized - observed| on hand pixels (normalised depth)
+    joint_names: tuple[str, ...] = skeleton.JOINT_NAMES
+
+
+class FrameSkipped(Exception):
+    """A frame the tracker cannot use; the message says why, in one line."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode_depth(depth, K: Intrinsics) -> np.ndarray:
+    """float32 mm with 0 = missing, or FrameSkipped."""
+    if not isinstance(depth, np.ndarray):
+        raise FrameSkipped("type", f"depth is a {type(depth).__name__}, not a numpy array")
+    if depth.ndim != 2 or depth.size == 0:
+        raise FrameSkipped("shape", f"depth of shape {depth.shape}; expected a 2-D image")
+    if depth.shape != (K.height, K.width):
+        raise FrameSkipped("shape", f"depth is {depth.shape[1]}x{depth.shape[0]} but the intrinsics are for "
+                                    f"{K.width}x{K.height}")
+    if not (np.issubdtype(depth.dtype, np.floating) or np.issubdtype(depth.dtype, np.integer)) \
+            or depth.dtype == np.bool_:
+        raise FrameSkipped("dtype", f"depth of dtype {depth.dtype}; expected millimetres as float or uint16")
+    d = depth.astype(np.float32, copy=True)
+    d[~np.isfinite(d) | (d < 0)] = 0.0
+    valid = d[d > 0]
+    if valid.size and float(valid.max()) < METRES_LIKE_MAX:
+        raise FrameSkipped("units", f"depth values are all below {METRES_LIKE_MAX:g} (max {valid.max():.3g}): "
+                                    "metres rather than millimetres? scale the depth to mm")
+    return d
+
+
+def _pose_centre(joints_mm: np.ndarray) -> np.ndarray:
+    return skeleton.palm_centre(joints_mm)
+
+
+class HandTracker:
+    def __init__(self, options: TrackerOptions = TrackerOptions()):
+        from handtrack.models_onnx import resolve
+
+        self.options = options
+        self.pose_model = PoseModel(resolve(options.model, "pose"), threads=options.threads)
+        self.render_model = None
+        if options.render_compare:
+            self.render_model = RenderModel(resolve(_render_name(options.model), "render"), threads=options.threads)
+        info = self.pose_model.info
+        self.cube_mm, self.input_size = info.cube_mm, info.input_size
+        self.localiser = LocaliserOptions(cube_mm=info.cube_mm, max_depth_mm=options.max_depth_mm)
+        self.filter = OneEuroFilter(options.smoothing) if options.smoothing else None
+        self.stats: Counter = Counter()
+        self._seed: np.ndarray | None = None
+        self._index = 0
+
+    def reset(self) -> None:
+        """Forget the previous frame (seed and filter state), e.g. after a jump in the stream."""
+        self._seed = None
+        if self.filter:
+            self.filter.reset()
+
+    # --- one frame ---------------------------------------------------------------------------------------------
+    def process(self, frame: DepthFrame, timestamp: float | None = None) -> HandResult:
+        """Track the hand in one frame. `timestamp` (seconds) defaults to the frame's own, then the host clock."""
+        if timestamp is None:
+            timestamp = frame.meta.get("timestamp", time.monotonic()) if isinstance(frame.meta, dict) else time.monotonic()
+        index, self._index = self._index, self._index + 1
+        self.stats["frames"] += 1
+        lat: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            depth = decode_depth(frame.depth_mm, frame.intrinsics)
+        except FrameSkipped as skip:
+            self.stats[f"skipped_{skip.reason}"] += 1
+            self.reset()
+            return self._empty(timestamp, index, {"decode": _ms(t0)}, skipped=str(skip))
+        K = frame.intrinsics
+        t1 = time.perf_counter()
+        lat["decode"] = (t1 - t0) * 1e3
+        loc = localise(depth, K, self._seed, self.localiser)
+        t2 = time.perf_counter()
+        lat["localise"] = (t2 - t1) * 1e3
+        if loc.centre is None:
+            self.stats["no_hand"] += 1
+            self.reset()
+            return self._empty(timestamp, index, lat)
+        centre, crop_ms, infer_ms = loc.centre, 0.0, 0.0
+        for _ in range(1 + self.options.refine_passes):
+            ta = time.perf_counter()
+            crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
+            if self.options.hand == "left":
+                crop = crop[:, ::-1]  # the right-hand model sees a mirrored left hand
+            tb = time.perf_counter()
+            latent, joints_norm = self.pose_model.predict(crop)
+            joints_norm = joints_norm[0].astype(np.float64)
+            if self.options.hand == "left":
+                joints_norm[:, 0] *= -1.0
+            joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
+            tc = time.perf_counter()
+            crop_ms += (tb - ta) * 1e3
+            infer_ms += (tc - tb) * 1e3
+            used_crop, used_latent, centre = crop, latent, _pose_centre(joints)
+        lat["crop"], lat["infer"] = crop_ms, infer_ms
+        t3 = time.perf_counter()
+        confidence = joint_plausibility(joints, depth, K)
+        presence = frame_plausibility(confidence)
+        render_error = None
+        if self.render_model is not None:
+            render_error = _render_error(self.render_model, used_latent, used_crop, self.options.hand)
+            presence *= float(np.exp(-render_error / 0.25))
+        present = bool(presence >= self.options.presence_threshold)
+        if not present:
+            self.stats["low_presence"] += 1
+            self.reset()
+        else:
+            self.stats["tracked"] += 1
+            self._seed = _pose_centre(joints)
+            if self.filter:
+                joints = self.filter(joints, timestamp)
+        uv = project(joints, K)
+        lat["post"] = (time.perf_counter() - t3) * 1e3
+        lat["total"] = (time.perf_counter() - t0) * 1e3
+        return HandResult(present, float(presence), self.options.hand, joints, uv, confidence, np.asarray(centre),
+                          float(timestamp), time.monotonic(), lat, index, None, render_error)
+
+    def _empty(self, timestamp: float, index: int, lat: dict, skipped: str | None = None) -> HandResult:
+        lat = {**lat, "total": sum(lat.values())}
+        return HandResult(False, 0.0, self.options.hand, None, None, None, None, float(timestamp), time.monotonic(),
+                          lat, index, skipped)
+
+    # --- streams -----------------------------------------------------------------------------------------------
+    def track(self, source: Iterable[DepthFrame]) -> Iterator[HandResult]:
+        """Results for a stream of frames. A live source keeps only its newest frame while this generator's
+        consumer is busy, so a slow consumer sees fewer frames, never older ones. Timestamps are made strictly
+        increasing (a frame whose clock went backwards gets the previous time plus 1 us)."""
+        last = -np.inf
+        for frame in source:
+            t = frame.meta.get("timestamp") if isinstance(frame.meta, dict) else None
+            t = time.monotonic() if t is None else float(t)
+            t = max(t, last + 1e-6)
+            last = t
+            yield self.process(frame, t)
+
+
+def _render_name(model: str) -> str:
+    """The render model beside a pose model: 'crossingnets' -> 'crossingnets'; 'x_pose.onnx' -> 'x_render.onnx'."""
+    return model.replace("_pose.onnx", "_render.onnx") if model.endswith("_pose.onnx") else model
+
+
+def _render_error(render: RenderModel, latent: np.ndarray, crop: np.ndarray, hand: str) -> float:
+    synth = render.render(latent.astype(np.float32))[0, 0]
+    if hand == "left":
+        synth = synth[:, ::-1]
+    hand_px = (crop < 0.9) | (synth < 0.9)  # either says there is surface in the cube
+    if not hand_px.any():
+        return 2.0
+    return float(np.abs(synth - crop)[hand_px].mean())
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3

@@ -1,0 +1,157 @@
+"""The tracker on real frames and on bad input: never an exception, always a result that says what happened."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handtrack.inference.camera import Intrinsics
+from handtrack.inference.datasets import nyu
+from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.filters import OneEuroFilter, OneEuroOptions
+from handtrack.inference.tracker import HandTracker, TrackerOptions
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NYU_PALM = 32
+
+
+@pytest.fixture(scope="module")
+def nyu_frame() -> DepthFrame:
+    return nyu.load_frame(DATA / "nyu" / "test_depth_1_0000001.png", DATA / "nyu" / "test_joints36_xyz_0000001.json")
+
+
+@pytest.fixture
+def tracker() -> HandTracker:
+    return HandTracker(TrackerOptions(smoothing=None))
+
+
+def with_depth(frame: DepthFrame, depth, K: Intrinsics | None = None) -> DepthFrame:
+    return dataclasses.replace(frame, depth_mm=depth, intrinsics=K or frame.intrinsics, meta={})
+
+
+def test_nyu_frame_hand_found_near_the_labelled_palm(tracker, nyu_frame):
+    r = tracker.process(nyu_frame)
+    assert r.present and r.skipped is None
+    assert np.linalg.norm(r.centre_mm - nyu_frame.joints_xyz[NYU_PALM]) < 30.0
+    assert r.joints_mm.shape == (21, 3) and np.isfinite(r.joints_mm).all()
+    assert r.uv.shape == (21, 2) and r.confidence.shape == (21,)
+    assert set(r.latency_ms) == {"decode", "localise", "crop", "infer", "post", "total"}
+
+
+def test_running_the_tracker_never_imports_torch():
+    code = (
+        "import sys\n"
+        "from handtrack.inference.tracker import HandTracker, TrackerOptions\n"
+        "from handtrack.inference.datasets import nyu\n"
+        f"d = {str(DATA)!r}\n"
+        "f = nyu.load_frame(d + '/nyu/test_depth_1_0000001.png', d + '/nyu/test_joints36_xyz_0000001.json')\n"
+        "r = HandTracker(TrackerOptions()).process(f)\n"
+        "assert r.present\n"
+        "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: np.zeros((0, 0), np.float32), "shape"),
+    (lambda d: d[None], "shape"),
+    (lambda d: d[:100], "shape"),
+    (lambda d: d.astype(np.complex64), "dtype"),
+    (lambda d: d > 0, "dtype"),
+    (lambda d: [[1.0]], "type"),
+    (lambda d: d / 1000.0, "units"),
+])
+def test_unreadable_frames_are_counted_skips(tracker, nyu_frame, make, reason):
+    r = tracker.process(with_depth(nyu_frame, make(nyu_frame.depth_mm)))
+    assert not r.present and r.skipped, r
+    assert tracker.stats[f"skipped_{reason}"] == 1
+    assert len(r.skipped.splitlines()) == 1
+
+
+def test_all_zero_and_nan_frames_mean_no_hand_not_an_error(tracker, nyu_frame):
+    for depth in (np.zeros_like(nyu_frame.depth_mm), np.full_like(nyu_frame.depth_mm, np.nan),
+                  np.full_like(nyu_frame.depth_mm, np.inf)):
+        r = tracker.process(with_depth(nyu_frame, depth))
+        assert not r.present and r.skipped is None
+    assert tracker.stats["no_hand"] == 3
+
+
+def test_nan_and_inf_pixels_are_missing_depth(tracker, nyu_frame):
+    d = nyu_frame.depth_mm.copy()
+    rng = np.random.default_rng(0)
+    holes = rng.random(d.shape) < 0.05
+    d[holes] = np.nan
+    d[rng.random(d.shape) < 0.01] = np.inf
+    r = tracker.process(with_depth(nyu_frame, d))
+    assert r.present and np.linalg.norm(r.centre_mm - nyu_frame.joints_xyz[NYU_PALM]) < 30.0
+
+
+def test_uint16_millimetres_are_accepted(tracker, nyu_frame):
+    r = tracker.process(with_depth(nyu_frame, nyu_frame.depth_mm.astype(np.uint16)))
+    assert r.present
+
+
+def test_no_hand_for_many_frames_then_the_hand_again(nyu_frame):
+    tracker = HandTracker(TrackerOptions())
+    assert tracker.process(nyu_frame, 0.0).present
+    empty = with_depth(nyu_frame, np.zeros_like(nyu_frame.depth_mm))
+    for k in range(30):
+        assert not tracker.process(empty, 0.01 * (k + 1)).present
+    back = tracker.process(nyu_frame, 1.0)
+    assert back.present and np.linalg.norm(back.centre_mm - nyu_frame.joints_xyz[NYU_PALM]) < 30.0
+
+
+def test_hand_at_the_image_border(tracker, nyu_frame):
+    """Shift the image so the hand's palm sits 20 px from the left edge: a result, no exception."""
+    u = int(nyu_frame.intrinsics.fx * nyu_frame.joints_xyz[NYU_PALM, 0] / nyu_frame.joints_xyz[NYU_PALM, 2]
+            + nyu_frame.intrinsics.cx)
+    shift = u - 20
+    d = np.zeros_like(nyu_frame.depth_mm)
+    d[:, : d.shape[1] - shift] = nyu_frame.depth_mm[:, shift:]
+    r = tracker.process(with_depth(nyu_frame, d))
+    assert r.skipped is None
+    if r.present:
+        assert np.isfinite(r.joints_mm).all()
+
+
+def test_two_hands_the_nearer_one_is_tracked(tracker, nyu_frame):
+    """A copy of the hand region 150 mm further back and 200 px to the right: the tracker keeps the real one."""
+    d = nyu_frame.depth_mm.copy()
+    palm = nyu_frame.joints_xyz[NYU_PALM]
+    near = (d > 0) & (np.abs(d - palm[2]) < 120)
+    v, u = np.nonzero(near)
+    keep = u + 200 < d.shape[1]
+    d[v[keep], u[keep] + 200] = d[v[keep], u[keep]] + 150
+    r = tracker.process(with_depth(nyu_frame, d))
+    assert r.present and np.linalg.norm(r.centre_mm - palm) < 30.0
+
+
+def test_left_hand_by_mirroring(nyu_frame):
+    """The NYU frame mirrored left-right is a left hand; tracked with hand='left' its joints mirror the right-hand
+    result."""
+    K = nyu_frame.intrinsics
+    mirrored_K = dataclasses.replace(K, cx=K.width - 1 - K.cx)
+    right = HandTracker(TrackerOptions(smoothing=None)).process(nyu_frame)
+    left = HandTracker(TrackerOptions(smoothing=None, hand="left")).process(
+        with_depth(nyu_frame, nyu_frame.depth_mm[:, ::-1].copy(), mirrored_K))
+    assert left.present and left.handedness == "left"
+    expected = right.joints_mm * np.array([-1.0, 1.0, 1.0])
+    assert np.abs(left.joints_mm - expected).max() < 8.0
+
+
+def test_one_euro_filter_smooths_jitter_and_follows_motion():
+    rng = np.random.default_rng(1)
+    f = OneEuroFilter(OneEuroOptions(min_cutoff=1.0, beta=0.02))
+    t = np.arange(300) / 90.0
+    still = [f(np.array([100.0]) + rng.normal(0, 3, 1), ti) for ti in t[:150]]
+    assert np.std(still[50:]) < 1.5  # jitter of 3 mm reduced
+    moving = [f(np.array([100.0 + 500 * (ti - t[150])]), ti) for ti in t[150:]]
+    true_end = 100.0 + 500 * (t[-1] - t[150])
+    assert abs(moving[-1][0] - true_end) < 25.0  # at 500 mm/s the lag stays small
+    f.reset()
+    assert f(np.array([7.0]), 0.0)[0] == 7.0
