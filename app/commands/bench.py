@@ -13,9 +13,14 @@ import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks: synthetic data throughput (synth)",
-                       description="Benchmarks. Pin to one core with `taskset -c 0` for single-core figures.")
-    bsub = p.add_subparsers(dest="bench_command", metavar="TARGET", required=True)
+    p = sub.add_parser("bench", help="benchmarks: the tracker (default), synthetic data throughput (synth)",
+                       description="Benchmarks. Without a TARGET: the tracker's per-stage latency, end-to-end FPS "
+                                   "and peak memory. Pin to one core with `taskset -c 0` for single-core figures.")
+    from handtrack.app.commands import bench_tracker
+
+    bench_tracker.add_arguments(p)
+    p.set_defaults(run=bench_tracker.run)
+    bsub = p.add_subparsers(dest="bench_command", metavar="TARGET")
     s = bsub.add_parser("synth", help="samples/s of scene + render + sensor noise + crop")
     s.add_argument("--n", type=int, default=600, help="samples to time (after a warm-up)")
     s.add_argument("--sensor", default="primesense")

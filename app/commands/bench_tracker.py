@@ -1,0 +1,105 @@
+"""`handtrack bench` (no target): the tracker's per-stage latency, end-to-end FPS and peak memory.
+
+Frames are read into memory first, so the figures are the tracker's own (decode, localise, crop, infer, post),
+not the source's. Each frame set runs twice through a fresh tracker: a warm-up pass, then the timed pass.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from handtrack.inference.errors import HandtrackError
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+STAGES = ("decode", "localise", "crop", "infer", "post", "total")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", help="model name or .onnx (repeatable; default: every shipped model)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="onnxruntime threads to measure with")
+    p.add_argument("--frames", type=int, default=1000, help="timed frames per frame set")
+    p.add_argument("--data", type=Path, default=DATA, help="the shared data folder (real frames)")
+    p.add_argument("--json", type=Path, help="write the results here")
+
+
+def frame_sets(data: Path, n: int) -> dict[str, list]:
+    """name -> frames: the demo source's first n frames, and the real frames (cycled to n)."""
+    from handtrack.inference.datasets import nyu, realsense_png
+
+    sets: dict[str, list] = {}
+    try:
+        from handtrack.inference.sources import open_source
+    except ImportError:
+        open_source = None
+    if open_source is not None:
+        with open_source("demo") as source:
+            sets["demo"] = [source.read() for _ in range(n)]
+    nyu_png = data / "nyu" / "test_depth_1_0000001.png"
+    if nyu_png.is_file():
+        sets["nyu"] = [nyu.load_frame(nyu_png, data / "nyu" / "test_joints36_xyz_0000001.json")]
+    sr305 = sorted((data / "realsense_sr305").glob("*.png"))
+    if sr305:
+        sets["sr305"] = [realsense_png.load_frame(p) for p in sr305]
+    if not sets:
+        raise HandtrackError(f"no frames to benchmark: no demo source and no real frames under {data}")
+    return sets
+
+
+def _summary(latencies: list[dict]) -> dict:
+    out = {}
+    for stage in STAGES:
+        v = np.array([lat.get(stage, 0.0) for lat in latencies])
+        out[stage] = {"median_ms": round(float(np.median(v)), 4), "p99_ms": round(float(np.percentile(v, 99)), 4),
+                      "mean_ms": round(float(v.mean()), 4)}
+    return out
+
+
+def bench_one(model: str, threads: int, frames: list, n: int) -> dict:
+    from handtrack.inference.tracker import HandTracker, TrackerOptions
+
+    tracker = HandTracker(TrackerOptions(model=model, threads=threads))
+    for k in range(min(n, 100)):  # warm-up: first inference, page faults, caches
+        tracker.process(frames[k % len(frames)], k / 90.0)
+    tracker = HandTracker(TrackerOptions(model=model, threads=threads))
+    latencies, present = [], 0
+    start = time.perf_counter()
+    for k in range(n):
+        r = tracker.process(frames[k % len(frames)], k / 90.0)
+        latencies.append(r.latency_ms)
+        present += r.present
+    wall = time.perf_counter() - start
+    return {"model": model, "threads": threads, "frames": n, "fps_end_to_end": round(n / wall, 1),
+            "present_fraction": round(present / n, 3), "stages": _summary(latencies)}
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from handtrack.app.commands.bench import machine_info
+    from handtrack.models_onnx import shipped
+
+    cv2.setNumThreads(1)
+    models = args.model or shipped()
+    sets = frame_sets(args.data, args.frames)
+    results = []
+    for model in models:
+        for name, frames in sets.items():
+            for threads in args.threads:
+                r = {"frames_from": name, **bench_one(model, threads, frames, args.frames)}
+                results.append(r)
+                s = r["stages"]
+                print(f"{model:<14} {name:<6} threads {threads}: {r['fps_end_to_end']:>7.1f} FPS end to end | "
+                      + " ".join(f"{k} {s[k]['median_ms']:.3f}/{s[k]['p99_ms']:.3f}" for k in STAGES)
+                      + " ms (median/p99)")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mb:.0f} MB (this process: tracker, models and the frames in memory)")
+    report = {"target": "tracker", "results": results, "peak_rss_mb": round(peak_mb, 1), **machine_info()}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
