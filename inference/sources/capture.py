@@ -121,12 +121,12 @@ class CaptureSource(FrameSource):
         frame = self._buffer.get(timeout)
         if frame is not None:
             return frame
+        if self._stop.is_set() or self._state == DISCONNECTED:
+            raise HandtrackError(f"{self.name} was disconnected")
         if self._state == FINISHED:
             raise EndOfStream(self.name)
         if self._state == FAILED:
             raise HandtrackError(f"{self.name} stopped: {self._error}")
-        if self._state == DISCONNECTED:
-            raise HandtrackError(f"{self.name} was disconnected")
         why = f"{self._state}: {self._error}" if self._error else self._state
         raise SourceTimeout(f"no frame from {self.name} within {timeout:g} s ({why})")
 
