@@ -420,6 +420,27 @@ def test_realsense_recording_plays_back_exact_pixels_intrinsics_and_depth_scale(
         np.testing.assert_array_equal(np.rint(f.depth_mm / 0.125).astype(np.uint16), raw)
 
 
+def test_realsense_live_mode_is_the_fastest_up_to_90_fps_then_the_largest():
+    rs = pytest.importorskip("pyrealsense2")
+    from handtrack.inference.sources.realsense import choose_depth_profile
+    sensor = rs.software_device().add_sensor("Stereo Module")
+    for uid, (w, h, fps, fmt) in enumerate([(64, 48, 30, rs.format.z16), (64, 48, 90, rs.format.z16),
+                                            (32, 24, 90, rs.format.z16), (64, 48, 100, rs.format.z16),
+                                            (128, 96, 90, rs.format.y8)]):
+        stream = rs.video_stream()
+        stream.type, stream.index, stream.uid = rs.stream.depth, 0, uid
+        stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = w, h, fps, 2, fmt
+        sensor.add_video_stream(stream)
+    mode = lambda p: (p.width(), p.height(), p.fps())  # noqa: E731
+    profiles = sensor.get_stream_profiles()
+    assert mode(choose_depth_profile(profiles)) == (64, 48, 90)
+    assert mode(choose_depth_profile(profiles, fps=30)) == (64, 48, 30)
+    assert mode(choose_depth_profile(profiles, max_fps=None)) == (64, 48, 100)
+    with pytest.raises(HandtrackError) as exc:
+        choose_depth_profile(profiles, width=848)
+    assert "32x24@90, 64x48@30, 64x48@90, 64x48@100" in one_line(exc)
+
+
 def test_realsense_broken_or_missing_recording_is_one_line(tmp_path):
     pytest.importorskip("pyrealsense2")
     with pytest.raises(DeviceMissing) as exc:

@@ -72,7 +72,6 @@ class CaptureSource(FrameSource):
         self._make_buffer = lambda: FrameBuffer(buffer_frames or (1 if backend.live else 4),
                                                 drop_oldest=backend.live)
         self.backend = backend
-        self.name = backend.name
         self.live = backend.live
         self.backoff = backoff or Backoff()
         self.grab_timeout = grab_timeout
@@ -87,6 +86,10 @@ class CaptureSource(FrameSource):
         self.stats = {"captured": 0, "dropped": 0, "reconnects": 0}
 
     # --- the FrameSource protocol ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.backend.name  # a backend may sharpen it on open ("realsense" -> "realsense:<serial>")
+
     @property
     def state(self) -> str:
         return self._state
@@ -106,7 +109,11 @@ class CaptureSource(FrameSource):
             if self._thread is not None:
                 return self
             # Opened here, in the caller's thread, so a missing device is an exception the caller sees at once.
-            self._info = self.backend.open()
+            try:
+                self._info = self.backend.open()
+            except BaseException:
+                self.backend.close()  # whatever a partial open left behind
+                raise
             self._stop.clear()
             self._buffer = self._make_buffer()
             self.stats = {"captured": 0, "dropped": 0, "reconnects": 0}

@@ -44,9 +44,9 @@ def choose_depth_profile(profiles, width: int | None = None, height: int | None 
             if (width is None or p.width() == width) and (height is None or p.height() == height)
             and (fps is None or p.fps() == fps) and (max_fps is None or p.fps() <= max_fps)]
     if not fits:
-        modes = ", ".join(sorted({f"{p.width()}x{p.height()}@{p.fps()}" for p in depth})) or "none"
+        modes = ", ".join(f"{w}x{h}@{f}" for w, h, f in sorted({(p.width(), p.height(), p.fps()) for p in depth}))
         wanted = f"{width or 'any'}x{height or 'any'}@{fps or f'<={max_fps}'}"
-        raise HandtrackError(f"no RealSense depth mode {wanted} (the device has: {modes})")
+        raise HandtrackError(f"no RealSense depth mode {wanted} (the device has: {modes or 'none'})")
     return max(fits, key=lambda p: (p.fps(), p.width() * p.height()))
 
 
@@ -160,7 +160,8 @@ class RealSenseCamera(_DepthSensorStream):
         return self._start(sensor, choose_depth_profile(sensor.get_stream_profiles(), **self.mode))
 
     def _find(self, rs, ctx):
-        devices = list(ctx.query_devices())
+        # Only devices with a depth sensor (a T265 tracking camera, say, has none).
+        devices = [d for d in ctx.query_devices() if any(s.is_depth_sensor() for s in d.query_sensors())]
         serials = [d.get_info(rs.camera_info.serial_number) for d in devices]
         if self.serial is None and devices:
             return devices[0]
@@ -184,8 +185,8 @@ class RealSenseCamera(_DepthSensorStream):
 
 
 class RealSenseRecording(_DepthSensorStream):
-    """A RealSense recording (.db3 from librealsense >= 2.56's recorder, or a ROS1 .bag), played back not in real time:
-    every frame, in order, at the reader's pace."""
+    """A RealSense recording (the ROS2 .db3 that librealsense 2.59's recorder writes, or an older ROS1 .bag), played
+    back not in real time: every frame, in order, at the reader's pace."""
     live = False
     reconnectable = False
 
