@@ -4,7 +4,6 @@ OpenNI2 against the real library (no camera attached, and its dummy driver's dev
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -495,9 +494,13 @@ def test_openni_live_frames_from_the_dummy_driver():
         from handtrack.inference.camera import Intrinsics
         from handtrack.inference.errors import HandtrackError
         from handtrack.inference.sources import open_source
+        from handtrack.inference.sources import DeviceMissing
         out = {}
         try:
             open_source("openni:PingPong").connect()
+        except DeviceMissing as exc:  # an OpenNI2 build without the dummy driver
+            print(json.dumps({"skip": str(exc)}), flush=True)
+            os._exit(0)
         except HandtrackError as exc:
             out["no_fov"] = str(exc)
         K = Intrinsics(288.0, 288.0, 160.0, 120.0, 320, 240)
@@ -510,10 +513,11 @@ def test_openni_live_frames_from_the_dummy_driver():
         print(json.dumps(out), flush=True)
         os._exit(0)
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ, PYTHONFAULTHANDLER=""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(f"no OpenNI2 dummy device: {out['skip']}")
     assert "does not report its field of view" in out["no_fov"] and "\n" not in out["no_fov"]
     assert out["live"] is True and out["info"] == [30.0, 1.0, True]
     numbers = [f[0] for f in out["frames"]]

@@ -66,11 +66,6 @@ class FrameBuffer:
             self._closed = True
             self._cond.notify_all()
 
-    def clear(self) -> None:
-        with self._cond:
-            self._items.clear()
-            self._cond.notify_all()
-
     @property
     def closed(self) -> bool:
         return self._closed
