@@ -37,7 +37,7 @@ def frame_sets(data: Path, n: int) -> dict[str, list]:
     except ImportError:
         open_source = None
     if open_source is not None:
-        with open_source("demo") as source:
+        with open_source("demo", realtime=False) as source:  # every frame, as fast as it renders
             sets["demo"] = [source.read() for _ in range(n)]
     nyu_png = data / "nyu" / "test_depth_1_0000001.png"
     if nyu_png.is_file():
