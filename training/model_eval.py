@@ -71,12 +71,12 @@ def eval_nyu_frame(model: PoseModel, data_dir: Path) -> dict:
 def eval_sr305_plausibility(model: PoseModel, data_dir: Path) -> list[dict]:
     from handtrack.inference.datasets import realsense_png
     from handtrack.inference.plausibility import frame_plausibility, joint_plausibility
-    from handtrack.training.synth.compare import nearest_blob_centre
+    from handtrack.training.synth.compare import localised_hand_centre
 
     rows = []
     for path in sorted((data_dir / "realsense_sr305").glob("*.png")):
         f = realsense_png.load_frame(path)
-        centre = nearest_blob_centre(f.depth_mm, f.intrinsics)
+        centre = localised_hand_centre(f.depth_mm, f.intrinsics)
         crop, _ = crop_and_normalise(f.depth_mm, f.intrinsics, centre, model.info.cube_mm, model.info.input_size)
         pred = predict_mm(model, crop[None], centre[None])[0]
         scores = joint_plausibility(pred, f.depth_mm, f.intrinsics)

@@ -136,10 +136,10 @@ def parity_inputs(data_dir: Path, n_random: int = 4, seed: int = 0) -> dict[str,
     sr = sorted((Path(data_dir) / "realsense_sr305").glob("*.png"))
     if sr:
         from handtrack.inference.datasets import realsense_png
-        from handtrack.training.synth.compare import nearest_blob_centre
+        from handtrack.training.synth.compare import localised_hand_centre
         for path in sr[:3]:
             f = realsense_png.load_frame(path)
-            centre = nearest_blob_centre(f.depth_mm, f.intrinsics)
+            centre = localised_hand_centre(f.depth_mm, f.intrinsics)
             crops.append(crop_and_normalise(f.depth_mm, f.intrinsics, centre)[0][None, None])
     return {"pose": np.concatenate(crops).astype(np.float32),
             "render": rng.normal(size=(n_random, LATENT)).astype(np.float32),

@@ -17,6 +17,7 @@ from handtrack.inference.datasets import nyu, realsense_png
 from handtrack.inference.draw import colorize_depth
 from handtrack.inference.handmodel import params
 from handtrack.inference.handmodel.fit import fit_to_joints
+from handtrack.inference.localise import localise
 
 from .generator import render_view
 from .scene import build_scene, hand_pose
@@ -43,17 +44,12 @@ def _synthetic(pose, shape, centre, sensor: str, K: camera.Intrinsics, seed: int
     return crop
 
 
-def nearest_blob_centre(depth_mm: np.ndarray, K: camera.Intrinsics, slab_mm: float = 120.0) -> np.ndarray:
-    """Centre (mm) of the nearest sizeable blob: a stand-in hand finder for these unlabelled frames (the
-    tracker's localiser is the real one)."""
-    valid = depth_mm > 0
-    near = np.percentile(depth_mm[valid], 0.5)
-    mask = (valid & (depth_mm < near + slab_mm)).astype(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    v, u = np.nonzero(lab == biggest)
-    pts = camera.deproject(np.stack([u, v], -1), depth_mm[v, u], K)
-    return pts.mean(0)
+def localised_hand_centre(depth_mm: np.ndarray, K: camera.Intrinsics) -> np.ndarray:
+    """Centre (mm) of the hand the runtime's localiser finds in these unlabelled frames."""
+    found = localise(depth_mm, K)
+    if found.centre is None:
+        raise ValueError("no hand found in the frame")
+    return found.centre
 
 
 def _open_hand_facing(direction_uv: np.ndarray, palm: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -85,7 +81,7 @@ def make_figure(data_dir: Path, out_png: Path) -> dict:
     # SR305 frames: no labels, an open hand placed where the real one is.
     for k, (name, direction) in enumerate(SR305_FRAMES):
         f = realsense_png.load_frame(data_dir / "realsense_sr305" / name)
-        centre = nearest_blob_centre(f.depth_mm, f.intrinsics)
+        centre = localised_hand_centre(f.depth_mm, f.intrinsics)
         real = crop_depth(f.depth_mm, crop_window(centre, f.intrinsics, CUBE_MM, 128))
         shape = np.ones(params.NUM_SHAPE)
         pose = _open_hand_facing(direction, centre, shape)
