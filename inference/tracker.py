@@ -31,6 +31,7 @@ from .filters import OneEuroFilter, OneEuroOptions
 from .localise import LocaliserOptions, localise
 from .model import PoseModel, RenderModel
 from .plausibility import frame_plausibility, joint_plausibility
+from .sources.base import META_HOST_TIME, META_SENSOR_TIME
 
 STAGES = ("decode", "localise", "crop", "infer", "post")
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
@@ -99,6 +100,16 @@ def decode_depth(depth, K: Intrinsics) -> np.ndarray:
     return d
 
 
+def frame_time(frame: DepthFrame) -> float:
+    """The frame's time in seconds: the sensor's clock where the source gives one (the steadiest for
+    filtering), else when the frame reached this process, else now."""
+    meta = frame.meta if isinstance(frame.meta, dict) else {}
+    for key in (META_SENSOR_TIME, META_HOST_TIME):
+        if meta.get(key) is not None:
+            return float(meta[key])
+    return time.monotonic()
+
+
 def _pose_centre(joints_mm: np.ndarray) -> np.ndarray:
     return skeleton.palm_centre(joints_mm)
 
@@ -130,7 +141,7 @@ class HandTracker:
     def process(self, frame: DepthFrame, timestamp: float | None = None) -> HandResult:
         """Track the hand in one frame. `timestamp` (seconds) defaults to the frame's own, then the host clock."""
         if timestamp is None:
-            timestamp = frame.meta.get("timestamp", time.monotonic()) if isinstance(frame.meta, dict) else time.monotonic()
+            timestamp = frame_time(frame)
         index, self._index = self._index, self._index + 1
         self.stats["frames"] += 1
         lat: dict[str, float] = {}
@@ -202,9 +213,7 @@ class HandTracker:
         increasing (a frame whose clock went backwards gets the previous time plus 1 us)."""
         last = -np.inf
         for frame in source:
-            t = frame.meta.get("timestamp") if isinstance(frame.meta, dict) else None
-            t = time.monotonic() if t is None else float(t)
-            t = max(t, last + 1e-6)
+            t = max(frame_time(frame), last + 1e-6)
             last = t
             yield self.process(frame, t)
 

@@ -155,3 +155,15 @@ def test_one_euro_filter_smooths_jitter_and_follows_motion():
     assert abs(moving[-1][0] - true_end) < 25.0  # at 500 mm/s the lag stays small
     f.reset()
     assert f(np.array([7.0]), 0.0)[0] == 7.0
+
+
+def test_track_uses_the_sources_clock_and_keeps_time_increasing(nyu_frame):
+    """Frames carry the source's sensor time; a clock that repeats or goes back still yields increasing times."""
+    times = [1.0, 1.011, 1.011, 1.005, 1.033]
+    frames = [dataclasses.replace(nyu_frame, meta={"sensor_time": t, "host_time": 50.0 + k})
+              for k, t in enumerate(times)]
+    out = [r.timestamp for r in HandTracker(TrackerOptions()).track(frames)]
+    assert out[:2] == [1.0, 1.011] and out[-1] == 1.033
+    assert all(b > a for a, b in zip(out, out[1:]))
+    no_sensor = dataclasses.replace(nyu_frame, meta={"sensor_time": None, "host_time": 7.5})
+    assert HandTracker(TrackerOptions()).process(no_sensor).timestamp == 7.5

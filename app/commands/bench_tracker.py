@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from handtrack.inference.errors import HandtrackError
-
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 STAGES = ("decode", "localise", "crop", "infer", "post", "total")
 
@@ -31,22 +29,17 @@ def frame_sets(data: Path, n: int) -> dict[str, list]:
     """name -> frames: the demo source's first n frames, and the real frames (cycled to n)."""
     from handtrack.inference.datasets import nyu, realsense_png
 
+    from handtrack.inference.sources import open_source
+
     sets: dict[str, list] = {}
-    try:
-        from handtrack.inference.sources import open_source
-    except ImportError:
-        open_source = None
-    if open_source is not None:
-        with open_source("demo", realtime=False) as source:  # every frame, as fast as it renders
-            sets["demo"] = [source.read() for _ in range(n)]
+    with open_source("demo", realtime=False) as source:  # every frame, as fast as it renders
+        sets["demo"] = [source.read() for _ in range(n)]
     nyu_png = data / "nyu" / "test_depth_1_0000001.png"
     if nyu_png.is_file():
         sets["nyu"] = [nyu.load_frame(nyu_png, data / "nyu" / "test_joints36_xyz_0000001.json")]
     sr305 = sorted((data / "realsense_sr305").glob("*.png"))
     if sr305:
         sets["sr305"] = [realsense_png.load_frame(p) for p in sr305]
-    if not sets:
-        raise HandtrackError(f"no frames to benchmark: no demo source and no real frames under {data}")
     return sets
 
 
