@@ -68,6 +68,8 @@ class HandResult:
     frame_index: int = -1
     skipped: str | None = None            # why the frame was not processed, or None
     render_error: float | None = None     # mean |synthesized - observed| on hand pixels (normalised depth)
+    latent: np.ndarray | None = None      # (1, d) the pose model's latent for this frame (the render route's input)
+    crop: np.ndarray | None = None        # (S, S) the normalised crop the pose came from, as the model saw it
     joint_names: tuple[str, ...] = skeleton.JOINT_NAMES
 
 
@@ -199,7 +201,8 @@ class HandTracker:
         lat["post"] = (time.perf_counter() - t3) * 1e3
         lat["total"] = (time.perf_counter() - t0) * 1e3
         return HandResult(present, float(presence), self.options.hand, joints, uv, confidence, np.asarray(centre),
-                          float(timestamp), time.monotonic(), lat, index, None, render_error)
+                          float(timestamp), time.monotonic(), lat, index, None, render_error,
+                          used_latent, used_crop)
 
     def _empty(self, timestamp: float, index: int, lat: dict, skipped: str | None = None) -> HandResult:
         lat = {**lat, "total": sum(lat.values())}
