@@ -167,3 +167,27 @@ def test_track_uses_the_sources_clock_and_keeps_time_increasing(nyu_frame):
     assert all(b > a for a, b in zip(out, out[1:]))
     no_sensor = dataclasses.replace(nyu_frame, meta={"sensor_time": None, "host_time": 7.5})
     assert HandTracker(TrackerOptions()).process(no_sensor).timestamp == 7.5
+
+
+def test_every_sr305_frame_the_hand_not_the_body_is_found():
+    from handtrack.training.model_eval import SR305_PALM_UV, eval_tracker_real
+
+    rows = eval_tracker_real(TrackerOptions(smoothing=None), DATA)["sr305"]
+    assert {row["frame"] for row in rows} == set(SR305_PALM_UV)
+    for row in rows:
+        assert row["present"], row["frame"]
+        # the centre on the annotated palm, in the image and in depth (the body is >= 100 mm further back)
+        assert row["hand_found"], (row["frame"], row.get("palm_px"), row.get("palm_dz_mm"))
+
+
+def test_eval_tracker_command_writes_json_and_overlays(tmp_path):
+    import json
+
+    from handtrack.app.cli import main
+
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    assert main(["eval", "tracker", "--data", str(DATA), "--json", str(out), "--png", str(png)]) == 0
+    r = json.loads(out.read_text())
+    assert r["nyu"]["centre_error_mm"] < 30.0 and r["nyu"]["joint_error"]["mean_error_mm"] > 0
+    assert r["sr305"]["frames"] == 8 and 0 < r["sr305"]["mean_plausibility"] <= 1
+    assert png.stat().st_size > 10_000

@@ -84,3 +84,64 @@ def eval_sr305_plausibility(model: PoseModel, data_dir: Path) -> list[dict]:
                      "joint_plausibility": scores.tolist(), "centre_mm": centre.tolist(), "pred_mm": pred,
                      "depth_mm": f.depth_mm, "intrinsics": f.intrinsics})
     return rows
+
+
+# Palm centres of the SR305 frames, annotated by hand from the depth images (pixels, about +-20 px): the frames
+# have no labels, and "the tracker found the hand, not the body or the head" needs some reference.
+SR305_PALM_UV = {
+    "20210326-230536_30": (309, 312), "20210326-230536_50": (312, 271), "20210326-230536_70": (305, 256),
+    "20210326-230536_90": (323, 210), "20210326-230536_110": (298, 249), "20210326-230536_130": (271, 233),
+    "20210326-230536_150": (300, 239), "20210326-230536_170": (267, 223),
+}
+HAND_FOUND_PX = 45.0    # the tracker's crop centre within this many pixels of the annotated palm ...
+HAND_FOUND_DEPTH = 60.0  # ... and within this many mm of the depth observed there: on the hand, not behind it
+
+
+def annotated_palm_mm(depth_mm: np.ndarray, K, uv: tuple[int, int], window: int = 7) -> np.ndarray:
+    """The annotated palm pixel lifted to 3D with the median valid depth around it."""
+    from handtrack.inference.camera import deproject
+
+    u, v = uv
+    patch = depth_mm[v - window:v + window + 1, u - window:u + window + 1]
+    return deproject(np.array([u, v], float), float(np.median(patch[patch > 0])), K)
+
+
+def eval_tracker_real(options, data_dir: Path) -> dict:
+    """The whole runtime tracker (no ground-truth centre: it finds the hand itself) on the real frames.
+
+    NYU frame: crop-centre distance to the labelled palm, and the 14-joint error (hand model fitted to the 21
+    predicted joints, as in eval_nyu_frame). SR305 frames: whether the hand was found (centre on the annotated
+    palm), presence and the plausibility of the skeleton. Each frame is tracked from scratch (a fresh tracker)."""
+    from handtrack.inference.camera import project
+    from handtrack.inference.datasets import nyu, realsense_png
+    from handtrack.inference.handmodel.fit import fit_to_joints
+    from handtrack.inference.handmodel.keypoints import keypoints
+    from handtrack.inference.handmodel.kinematics import forward
+    from handtrack.inference.plausibility import frame_plausibility
+    from handtrack.inference.tracker import HandTracker
+
+    frame = nyu.load_frame(data_dir / "nyu" / "test_depth_1_0000001.png")
+    truth14 = nyu.load_joints14_xyz_from_uvd(data_dir / "nyu" / "test_joints14_uvd.txt")[0]
+    r = HandTracker(options).process(frame)
+    nyu_row = {"frame": "nyu_test_1", "present": r.present, "presence": r.presence, "depth_mm": frame.depth_mm,
+               "intrinsics": frame.intrinsics, "result": r, "truth14_mm": truth14}
+    if r.joints_mm is not None:
+        fit = fit_to_joints(r.joints_mm[None], "canonical21")
+        pred14 = keypoints(forward(fit.pose, fit.shape), "nyu14")[0]
+        nyu_row.update(centre_error_mm=float(np.linalg.norm(r.centre_mm - truth14[skeleton.NYU14_PALM])),
+                       summary=evaluate(pred14[None], truth14[None], skeleton.NYU14_NAMES), pred14_mm=pred14)
+    sr305 = []
+    for path in sorted((data_dir / "realsense_sr305").glob("*.png")):
+        f = realsense_png.load_frame(path)
+        r = HandTracker(options).process(f)
+        row = {"frame": path.stem, "present": r.present, "presence": r.presence, "depth_mm": f.depth_mm,
+               "intrinsics": f.intrinsics, "result": r, "hand_found": False}
+        if r.joints_mm is not None:
+            row["plausibility"] = frame_plausibility(r.confidence)
+            if path.stem in SR305_PALM_UV:
+                palm = annotated_palm_mm(f.depth_mm, f.intrinsics, SR305_PALM_UV[path.stem])
+                px = float(np.linalg.norm(project(r.centre_mm, f.intrinsics) - SR305_PALM_UV[path.stem]))
+                dz = float(abs(r.centre_mm[2] - palm[2]))
+                row.update(palm_px=px, palm_dz_mm=dz, hand_found=px <= HAND_FOUND_PX and dz <= HAND_FOUND_DEPTH)
+        sr305.append(row)
+    return {"nyu": nyu_row, "sr305": sr305}

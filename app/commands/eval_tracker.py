@@ -1,0 +1,112 @@
+"""`handtrack eval tracker`: the whole runtime tracker, finding the hand by itself, on the real frames in
+../shared/data (the NYU test frame and the SR305 frames), with an overlay figure to look at.
+Registered by app/commands/eval.py (TARGETS)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from handtrack.inference.errors import HandtrackError
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+def add_tracker(targets) -> None:
+    p = targets.add_parser("tracker", help="the tracker (hand finding + pose, no ground truth) on the real frames",
+                           description="Run the runtime tracker on the real NYU frame (crop-centre distance to the "
+                                       "labelled palm, 14-joint error) and on every SR305 frame (hand found on the "
+                                       "annotated palm, presence, plausibility). Each frame is tracked from scratch.")
+    p.add_argument("--model", default="crossingnets", help="a shipped model name or a *_pose.onnx path")
+    p.add_argument("--refine-passes", type=int, default=1, help="extra pose passes re-centred on the predicted palm")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    p.add_argument("--png", type=Path, metavar="OUT", help="write the overlays of every frame")
+    p.set_defaults(run=run_tracker)
+
+
+def run_tracker(args: argparse.Namespace) -> int:
+    from handtrack.inference.tracker import HandTracker, TrackerOptions
+    from handtrack.training import evaluation
+    from handtrack.training.model_eval import eval_tracker_real
+
+    for sub in ("nyu/test_depth_1_0000001.png", "realsense_sr305"):
+        if not (args.data / sub).exists():
+            raise HandtrackError(f"no {sub} under {args.data}; pass --data DIR (the folder holding nyu/ and "
+                                 "realsense_sr305/)")
+    options = TrackerOptions(model=args.model, refine_passes=args.refine_passes, smoothing=None)
+    cube_mm = HandTracker(options).cube_mm
+    r = eval_tracker_real(options, args.data)
+    nyu, sr305 = r["nyu"], r["sr305"]
+    found = sum(row["hand_found"] for row in sr305)
+    out = {"benchmark": "tracker_on_real_frames", "model": args.model, "refine_passes": args.refine_passes,
+           "nyu": {"present": nyu["present"], "presence": nyu["presence"],
+                   "centre_error_mm": nyu.get("centre_error_mm"),
+                   **({"joint_error": nyu["summary"].to_dict()} if "summary" in nyu else {})},
+           "sr305": {"frames": len(sr305), "hand_found": found,
+                     "mean_plausibility": float(np.mean([row.get("plausibility", 0.0) for row in sr305])),
+                     "per_frame": [{k: row.get(k) for k in ("frame", "present", "presence", "plausibility",
+                                                            "hand_found", "palm_px", "palm_dz_mm")}
+                                   for row in sr305]}}
+    print(f"tracker on real frames: {args.model}, {args.refine_passes} re-centred pass(es), no ground-truth centre")
+    if "summary" in nyu:
+        print(f"  NYU frame 1: crop centre {nyu['centre_error_mm']:.1f} mm from the labelled palm; "
+              f"14-joint mean error {nyu['summary'].mean_error_mm:.2f} mm; presence {nyu['presence']:.2f}")
+    else:
+        print("  NYU frame 1: no hand found")
+    for row in sr305:
+        where = (f"{row['palm_px']:5.1f} px / {row['palm_dz_mm']:5.1f} mm from the annotated palm"
+                 if "palm_px" in row else "no hand")
+        print(f"  {row['frame']:<22} found {'yes' if row['hand_found'] else 'NO ':<4} {where}   "
+              f"presence {row['presence']:.2f}  plausibility {row.get('plausibility', 0.0):.2f}")
+    print(f"  SR305: hand found on {found}/{len(sr305)} frames, mean plausibility "
+          f"{out['sr305']['mean_plausibility']:.3f}")
+    if args.json:
+        evaluation.write_json(args.json, out)
+        print(f"wrote {args.json}")
+    if args.png:
+        _write_overlays(args.png, [nyu] + sr305, cube_mm)
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _write_overlays(path: Path, rows: list[dict], cube_mm: float, columns: int = 3) -> None:
+    """A contact sheet: per frame the full frame (half size) and a zoom on the hand, with the hand cube,
+    the skeleton (coloured per finger) and, on NYU, the labelled joints as white dots."""
+    import cv2
+
+    from handtrack.inference.camera import project
+    from handtrack.inference.draw import colorize_depth, draw_cube, draw_points, draw_skeleton
+
+    tiles = []
+    for row in rows:
+        r, K, depth = row["result"], row["intrinsics"], row["depth_mm"]
+        if r.centre_mm is not None:
+            z = r.centre_mm[2]
+            img = colorize_depth(depth, z - cube_mm / 2, z + cube_mm / 2)
+            draw_cube(img, r.centre_mm, cube_mm, K)
+            if "truth14_mm" in row:
+                draw_points(img, project(row["truth14_mm"], K), radius=2)
+            draw_skeleton(img, r.uv, radius=2, thickness=1)
+            u, v = np.round(project(r.centre_mm, K)).astype(int)
+        else:
+            img, (u, v) = colorize_depth(depth), (K.width // 2, K.height // 2)
+        half = 100  # zoom window: 200x200 px around the crop centre, shown at 1.2x
+        padded = cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT)
+        zoom = cv2.resize(padded[v:v + 2 * half, u:u + 2 * half], (240, 240), interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(img, (320, 240), interpolation=cv2.INTER_AREA)
+        tile = np.hstack([small, zoom])
+        label = row["frame"] + ("" if r.present else "  (no hand)")
+        if "summary" in row:
+            label += f"  {row['summary'].mean_error_mm:.1f} mm"
+        elif "plausibility" in row:
+            label += f"  plaus {row['plausibility']:.2f}"
+        cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    sheet = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), sheet):
+        raise HandtrackError(f"cannot write {path}")
