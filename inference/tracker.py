@@ -47,10 +47,14 @@ class TrackerOptions:
     hand: str = "right"                   # "left": mirror the crop for the right-hand model, mirror joints back
     presence_threshold: float = 0.35      # presence below this -> no hand
     max_depth_mm: float = 2000.0
+    cube_mm: float | None = None          # crop cube edge; None: the model's own (its metadata). The model sees
+                                          # a larger cube as a smaller hand and joints scale back with it
 
     def __post_init__(self):
         if self.hand not in ("right", "left"):
             raise ValueError(f"hand must be 'right' or 'left', got {self.hand!r}")
+        if self.cube_mm is not None and not self.cube_mm > 0:
+            raise ValueError(f"cube_mm must be positive, got {self.cube_mm}")
 
 
 @dataclass
@@ -126,8 +130,8 @@ class HandTracker:
         if options.render_compare:
             self.render_model = RenderModel(resolve(_render_name(options.model), "render"), threads=options.threads)
         info = self.pose_model.info
-        self.cube_mm, self.input_size = info.cube_mm, info.input_size
-        self.localiser = LocaliserOptions(cube_mm=info.cube_mm, max_depth_mm=options.max_depth_mm)
+        self.cube_mm, self.input_size = options.cube_mm or info.cube_mm, info.input_size
+        self.localiser = LocaliserOptions(cube_mm=self.cube_mm, max_depth_mm=options.max_depth_mm)
         self.filter = OneEuroFilter(options.smoothing) if options.smoothing else None
         self.stats: Counter = Counter()
         self._seed: np.ndarray | None = None
