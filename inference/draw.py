@@ -47,18 +47,26 @@ def draw_points(img: np.ndarray, uv: np.ndarray, color=(255, 255, 255), radius: 
     return img
 
 
+# The 12 edges of a cube as pairs of indices into cube_corners().
+CUBE_EDGES = ((0, 1), (2, 3), (0, 2), (1, 3), (4, 5), (6, 7), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7))
+
+
+def cube_corners(centre_mm: np.ndarray, cube_mm: float) -> np.ndarray:
+    """(8, 3) corners of the hand cube (side `cube_mm`, axis-aligned in the camera frame) around `centre_mm`."""
+    h = cube_mm / 2
+    return np.array([[x, y, z] for z in (-h, h) for y in (-h, h) for x in (-h, h)]) + np.asarray(centre_mm)
+
+
 def draw_cube(img: np.ndarray, centre_mm: np.ndarray, cube_mm: float, K, color=(255, 255, 255),
               thickness: int = 1) -> np.ndarray:
-    """Draw the outline of the hand cube (side `cube_mm`, axis-aligned in the camera frame) around
-    `centre_mm`, in place: the 12 edges of its projection, so the front and back faces show the depth extent."""
+    """Draw the outline of the hand cube around `centre_mm`, in place: the 12 edges of its projection, so the
+    front and back faces show the depth extent."""
     from .camera import project
 
-    h = cube_mm / 2
-    corners = np.array([[x, y, z] for z in (-h, h) for y in (-h, h) for x in (-h, h)]) + np.asarray(centre_mm)
+    corners = cube_corners(centre_mm, cube_mm)
     if np.any(corners[:, 2] <= 1.0):
         return img  # the cube reaches behind the camera: no sensible projection
     pts = np.round(project(corners, K)).astype(int)
-    edges = [(0, 1), (2, 3), (0, 2), (1, 3), (4, 5), (6, 7), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
-    for a, b in edges:
+    for a, b in CUBE_EDGES:
         cv2.line(img, tuple(pts[a]), tuple(pts[b]), color, thickness, cv2.LINE_AA)
     return img
