@@ -8,7 +8,7 @@ import sys
 from handtrack.inference.errors import HandtrackError
 
 # name -> module under handtrack.app.commands; the order is the order of `handtrack --help`.
-COMMANDS = ("data", "train", "export", "eval", "bench")
+COMMANDS = ("data", "train", "export", "eval", "bench", "stream")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="handtrack",
         description="Real-time 3D hand tracking for depth cameras. Every subcommand has its own --help.")
     parser.add_argument("--version", action="version", version=f"handtrack {_version()}")
+    parser.add_argument("--stream", action="store_true",
+                        help="track headless and stream poses: `handtrack --stream [OPTIONS]` is `handtrack stream "
+                             "[OPTIONS]` (see `handtrack stream --help`)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         importlib.import_module(f"handtrack.app.commands.{name}").add_parser(sub)
@@ -32,6 +35,9 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--stream"]:  # the spelling of the stream command
+        argv[0] = "stream"
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()

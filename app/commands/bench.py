@@ -27,6 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", type=Path, help="write the results here")
     s.set_defaults(run=run_synth)
+    from handtrack.app.commands import bench_stream
+
+    st = bsub.add_parser("stream", help="per-frame cost of stream messages and outputs; frame-to-subscriber latency")
+    bench_stream.add_arguments(st)
+    st.set_defaults(run=bench_stream.run)
 
 
 def machine_info() -> dict:
