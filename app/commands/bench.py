@@ -32,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     st = bsub.add_parser("stream", help="per-frame cost of stream messages and outputs; frame-to-subscriber latency")
     bench_stream.add_arguments(st)
     st.set_defaults(run=bench_stream.run)
+    from handtrack.app.commands import bench_record
+
+    rec = bsub.add_parser("record", help="session writer at 848x480, 90 FPS: drops, queue, MB/s, compression ratio")
+    bench_record.add_arguments(rec)
+    rec.set_defaults(run=bench_record.run)
 
 
 def machine_info() -> dict:

@@ -9,8 +9,8 @@ from ..errors import HandtrackError
 from .base import DeviceInfo
 from .capture import Backend, CaptureSource
 
-SPECS_HELP = ("demo, realsense[:SERIAL], openni[:URI], a RealSense recording (.bag, .db3), an OpenNI recording (.oni) "
-              "or a dataset folder")
+SPECS_HELP = ("demo, realsense[:SERIAL], openni[:URI], a RealSense recording (.bag, .db3), an OpenNI recording (.oni), "
+              "a handtrack session (.mcap, from `handtrack record`) or a dataset folder")
 # Options that configure the capture itself rather than the device; every source takes them.
 CAPTURE_OPTIONS = ("buffer_frames", "backoff", "grab_timeout", "on_state")
 
@@ -23,6 +23,8 @@ def open_source(spec: str | os.PathLike, **options) -> CaptureSource:
       "openni[:URI]"            live OpenNI2 camera (uri=, intrinsics=, max_fps=90)
       "x.bag", "x.db3"          RealSense recording, every frame in order
       "x.oni"                   OpenNI2 recording, every frame in order (intrinsics= if it lacks its field of view)
+      "S.mcap", any session     a recorded handtrack session (realtime=True, camera=None); any file that is an MCAP
+                                file counts, whatever its name, so `record --out S` then open_source("S") works
       "some/folder"             NYU, ICVL, MSRA or a folder of depth PNGs (split=, intrinsics=, depth_unit_mm=, fps=)
     Every source also takes the capture options buffer_frames, backoff (a capture.Backoff), grab_timeout, on_state.
     """
@@ -54,10 +56,18 @@ def _backend(spec: str | os.PathLike, options: dict) -> Backend:
     if suffix == ".oni":
         from .openni import OpenNIBackend
         return _build(OpenNIBackend, "OpenNI recording", dict(options, path=path), exclude=("uri", "max_fps"))
+    if suffix == ".mcap" or (path.is_file() and _is_session_file(path)):
+        from .session import SessionBackend
+        return _build(SessionBackend, "session", dict(options, path=path))
     if path.is_dir():
         from .folder import FolderBackend
         return _build(FolderBackend, "dataset folder", dict(options, path=path))
     raise HandtrackError(f"unknown source {text!r}: use {SPECS_HELP}")
+
+
+def _is_session_file(path: Path) -> bool:
+    from ..recording.reader import is_session_file
+    return is_session_file(path)
 
 
 def _build(cls, what: str, options: dict, exclude: tuple[str, ...] = ()) -> Backend:

@@ -1,0 +1,138 @@
+"""`handtrack record`: record an unlabelled session (lossless depth, calibration, timestamps, device info, and the
+tracker's own predictions as pseudo-labels) from one or more sources into one MCAP file. See docs/recording.md.
+
+    handtrack record --source demo --frames 300 --out S.mcap
+    handtrack record --source realsense:123 --source realsense:456 --out two_views.mcap --no-track
+
+Every frame a source delivers is tracked (unless --no-track) and handed to the session writer, whose own thread
+does the disk work. Ctrl-C or SIGTERM end the recording cleanly: the file is finished and the summary printed.
+A full disk stops the recording with a one-line error (exit code 2); what was recorded before stays readable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from handtrack.inference.errors import HandtrackError
+
+SOURCE_BUFFER_FRAMES = 16  # frames a source may hold while the loop is busy: absorbs jitter, never grows
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record an unlabelled session (depth, calibration, predictions) to MCAP",
+                       description="Record depth frames from one or more sources into one session file (MCAP, "
+                                   "readable in Foxglove; replay it with --source SESSION). Ctrl-C stops.")
+    p.add_argument("--source", action="append", required=True, metavar="SPEC",
+                   help="a source spec as for every command (demo, realsense[:SERIAL], openni, a recording, ...); "
+                        "repeat for several cameras: they become cam0, cam1, ... of the session")
+    p.add_argument("--out", required=True, type=Path, metavar="SESSION",
+                   help="the session file to write (by convention .mcap); refuses to replace an existing file")
+    p.add_argument("--frames", type=int, help="stop after this many frames from every source")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    track = p.add_mutually_exclusive_group()
+    track.add_argument("--model", default="crossingnets", help="tracker model recorded as predictions")
+    track.add_argument("--no-track", action="store_true", help="record depth only, no predictions")
+    p.add_argument("--hand", choices=("right", "left"), default="right")
+    p.add_argument("--compression", choices=("zstd", "lz4", "none"), default="zstd")
+    p.add_argument("--overwrite", action="store_true", help="replace SESSION if it exists")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from handtrack.inference.recording import SessionWriter
+    from handtrack.inference.sources import open_source
+
+    if args.frames is not None and args.frames < 1:
+        raise HandtrackError("--frames must be at least 1")
+    cameras = [f"cam{i}" for i in range(len(args.source))]
+    sources = []
+    writer = None
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for spec in args.source:
+            sources.append(open_source(spec, buffer_frames=SOURCE_BUFFER_FRAMES).connect())
+        trackers = None if args.no_track else [_tracker(args) for _ in sources]
+        writer = SessionWriter(args.out, {cam: s.info for cam, s in zip(cameras, sources)},
+                               model=None if args.no_track else args.model, compression=args.compression,
+                               overwrite=args.overwrite,
+                               metadata={"sources": json.dumps(args.source), "command": " ".join(sys.argv)})
+        how = _record(sources, cameras, trackers, writer, args)
+    except KeyboardInterrupt:
+        how = "stopped"
+    finally:
+        for source in sources:
+            source.disconnect()
+        if writer is not None:
+            writer.close()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    _summary(writer, sources, cameras, args.out, how)
+    if writer is not None and writer.error:
+        raise HandtrackError(writer.error)
+    return 0
+
+
+def _record(sources, cameras, trackers, writer, args) -> str:
+    """The capture loop: every source's frames, in order, tracked and written; returns why it ended."""
+    from handtrack.inference.sources import FAILED, FINISHED
+
+    counts = [0] * len(sources)
+    active = set(range(len(sources)))
+    start = last_progress = time.monotonic()
+    while active:
+        busy = False
+        for i in sorted(active):
+            source = sources[i]
+            ended = source.state in (FINISHED, FAILED)  # read before polling: a frame put before the end is seen
+            frame = source.latest()
+            if frame is None:
+                if ended:
+                    if source.state == FAILED:
+                        raise HandtrackError(f"{source.name} stopped: {source.error}")
+                    active.discard(i)
+                continue
+            busy = True
+            result = trackers[i].process(frame) if trackers else None
+            writer.write(frame, result, camera=cameras[i])
+            counts[i] += 1
+            if args.frames is not None and counts[i] >= args.frames:
+                active.discard(i)
+        if writer.error:
+            return "stopped by an error"
+        now = time.monotonic()
+        if args.seconds is not None and now - start >= args.seconds:
+            return "time up"
+        if now - last_progress >= 1.0 and sys.stderr.isatty():
+            last_progress = now
+            print(f"\rrecording: {writer.stats['frames']} frames, {now - start:.0f} s, "
+                  f"{writer.stats['bytes'] / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
+        if not busy:
+            time.sleep(0.002)
+    return "done"
+
+
+def _tracker(args):
+    from handtrack.inference.tracker import HandTracker, TrackerOptions
+
+    return HandTracker(TrackerOptions(model=args.model, hand=args.hand))
+
+
+def _summary(writer, sources, cameras, out: Path, how: str) -> None:
+    if writer is None:
+        return
+    s = writer.stats
+    ratio = s["raw_bytes"] / s["bytes"] if s["bytes"] else 0.0
+    per_camera = ", ".join(f"{cam}: {n}" for cam, n in s["per_camera"].items())
+    source_drops = sum(src.stats.get("dropped", 0) for src in sources)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"recorded {s['frames']} frames ({per_camera}) in {s['seconds']:.1f} s to {out} ({how}): "
+          f"{s['bytes'] / 1e6:.1f} MB, compression {ratio:.2f}x of {s['raw_bytes'] / 1e6:.1f} MB raw depth; "
+          f"dropped {s['dropped']} (writer queue) + {source_drops} (sources)", file=sys.stderr)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the recording like Ctrl-C: the file is finished, the summary printed

@@ -1,0 +1,90 @@
+"""A recorded session (inference/recording) as a source: `open_source("S.mcap")`, or any path to a session file.
+
+realtime=True (the default) replays at the pace it was recorded, behaving like the camera did (a live source: a
+slow reader gets the newest frame and misses the ones in between); realtime=False delivers every frame, in order,
+as fast as the reader takes them (benchmarks, re-tracking, training). `camera` picks the stream of a multi-camera
+session (its id, e.g. "cam1", or its position; default the first).
+
+Frames are bit-exact with what was recorded, with their recorded intrinsics and depth unit. The device's own
+sensor time and frame counter stay in META_SENSOR_TIME / META_SENSOR_FRAME; the original host time and frame
+index are under the recording's META_RECORDED_* keys (META_HOST_TIME and META_INDEX describe this replay). The
+tracker's predictions made while recording are in meta[META_PREDICTION] (pseudo-labels); `joints_xyz` stays None
+because a session has no ground truth.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..datasets.base import DepthFrame
+from ..recording.reader import META_RECORDED_HOST_TIME, SessionReader
+from .base import META_SENSOR_TIME, EndOfStream, StreamInfo
+from .capture import Backend
+
+RESYNC_AFTER_S = 0.25  # a replay this far behind its schedule (a busy host) restarts the schedule, as a camera would
+
+
+class SessionBackend(Backend):
+    reconnectable = False
+
+    def __init__(self, path: str | Path, realtime: bool = True, camera: str | int | None = None):
+        self.path = Path(path)
+        self.live = bool(realtime)
+        self.camera_choice = camera
+        self.name = f"session:{self.path.name}"
+        self.reader: SessionReader | None = None
+        self._frames = None
+        self._next: DepthFrame | None = None
+        self._clock: tuple[float, float] | None = None  # (host time, recorded time) of the schedule's start
+
+    def open(self) -> StreamInfo:
+        self.close()
+        self.reader = SessionReader(self.path)
+        cam = self.reader.camera(self.camera_choice)
+        self.name = f"session:{self.path.name}:{cam}"
+        self._frames = self.reader.frames(cam)
+        self._next, self._clock = None, None
+        info = self.reader.cameras[cam]
+        return StreamInfo(info.intrinsics, info.fps, f"recording of {info.device} ({self.path.name}, {cam})",
+                          info.depth_unit_mm)
+
+    def grab(self, timeout: float) -> DepthFrame | None:
+        if self._next is None:
+            self._next = next(self._frames, None)
+            if self._next is None:
+                raise EndOfStream(self.name)
+        if self.live and not self._wait_for(self._next, timeout):
+            return None
+        frame, self._next = self._next, None
+        return frame
+
+    def _wait_for(self, frame: DepthFrame, timeout: float) -> bool:
+        """Sleep until the frame is due on the recorded clock; False if that is more than `timeout` away."""
+        recorded = _recorded_time(frame)
+        now = time.monotonic()
+        if recorded is None:
+            return True
+        if self._clock is None:
+            self._clock = (now, recorded)
+        due = self._clock[0] + (recorded - self._clock[1])
+        if due - now > timeout:
+            time.sleep(timeout)
+            return False
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > RESYNC_AFTER_S:
+            self._clock = (now, recorded)
+        return True
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+def _recorded_time(frame: DepthFrame) -> float | None:
+    """When the frame was captured on the recording's clock: its host arrival time, else the sensor's time."""
+    for key in (META_RECORDED_HOST_TIME, META_SENSOR_TIME):
+        if frame.meta.get(key) is not None:
+            return float(frame.meta[key])
+    return None
