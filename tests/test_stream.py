@@ -282,7 +282,7 @@ def test_cli_stream_prints_schema_valid_lines_and_exits_0():
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "handtrack-extrinsics"}')
-    for args in (["--source", str(tmp_path / "missing.bag")], ["--out", "nonsense"], ["--calibration", str(bad)],
+    for args in (["--source", "realsense"], ["--source", str(tmp_path / "missing.bag")], ["--out", "nonsense"], ["--calibration", str(bad)],
                  ["--source", str(tmp_path), "--unpaced"]):
         rc = main(["--stream", "--frames", "1", *args])
         lines = capsys.readouterr().err.strip().splitlines()
