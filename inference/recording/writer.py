@@ -118,6 +118,7 @@ class SessionWriter:
         except OSError as exc:
             self._file_close()
             raise HandtrackError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        depth_pixels(np.ones((1, 1), np.float32), 1.0)  # compile the units kernel now, not on the first frame
         self._thread = threading.Thread(target=self._run, name=f"recording {self.path.name}", daemon=True)
         self._thread.start()
 
