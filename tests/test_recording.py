@@ -367,10 +367,10 @@ def test_record_command_then_the_same_string_replays_the_session(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr and again.stderr.count("\n") == 1
 
 
-def test_record_command_ends_cleanly_on_sigterm(tmp_path):
+def test_record_command_with_two_cameras_ends_cleanly_on_sigterm(tmp_path):
     out = tmp_path / "term.mcap"
-    child = subprocess.Popen([sys.executable, "-m", "handtrack.app.cli", "record", "--source", "demo", "--out",
-                              str(out), "--no-track"], stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-m", "handtrack.app.cli", "record", "--source", "demo", "--source",
+                              "demo", "--out", str(out), "--no-track"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -386,9 +386,13 @@ def test_record_command_ends_cleanly_on_sigterm(tmp_path):
 
     with open(out, "rb") as f:
         summary = make_reader(f).get_summary()  # finished: the summary was written
-    frames = summary.statistics.channel_message_counts
-    n = max(frames.values())
-    assert f"recorded {n} frames" in stderr and "(stopped)" in stderr
+    images = {c.topic: summary.statistics.channel_message_counts.get(i, 0) for i, c in summary.channels.items()
+              if c.topic.endswith("/image_raw")}
+    assert set(images) == {"/cam0/depth/image_raw", "/cam1/depth/image_raw"} and min(images.values()) > 0
+    assert f"recorded {sum(images.values())} frames" in stderr and "(stopped)" in stderr
+    reader = SessionReader(out)
+    assert [len(list(reader.frames(cam))) for cam in ("cam0", "cam1")] == [images["/cam0/depth/image_raw"],
+                                                                          images["/cam1/depth/image_raw"]]
 
 
 def test_recording_path_imports_no_torch():
