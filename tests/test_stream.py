@@ -179,33 +179,42 @@ def test_loopback_subscriber_receives_every_message_well_formed(scheme, tracker_
         context.term()
 
 
-def test_stalled_subscriber_never_blocks_the_publisher_and_then_gets_the_newest(tracker_factory):
-    """3000 real messages (~5 MB, far more than the TCP buffers hold) to a subscriber that stopped reading: every
-    send returns at once (none blocks, none is refused) and, when the subscriber reads again, it gets the newest
-    message only. A second, reading subscriber beside it keeps receiving meanwhile."""
+@pytest.mark.parametrize("conflating", [True, False], ids=["conflating subscriber", "naive subscriber"])
+def test_stalled_subscriber_never_blocks_the_publisher_and_then_gets_the_newest(conflating, tracker_factory):
+    """40000 real messages (~70 MB: more than the subscriber's queue and the TCP buffers hold) to a subscriber that
+    stopped reading: every send returns (none blocks, none is refused) while a second subscriber keeps reading.
+    When the stalled one reads again, its last message is the newest; a conflating subscriber gets only that one,
+    a naive one a bounded backlog first (the publisher replaced messages instead of queueing them all)."""
+    n = 40_000
     output = open_output("zmq://127.0.0.1:0")
-    stalled_context, stalled = subscribe(output.endpoint, conflate=True)
+    stalled_context, stalled = subscribe(output.endpoint, conflate=conflating)
     live_context, live = subscribe(output.endpoint, conflate=False)
     try:
-        wait_until_subscribed(output, stalled)  # it has read the probe; from now on it never reads
+        wait_until_subscribed(output, stalled)  # it has read the probe; from now on it does not read
         wait_until_subscribed(output, live)
         with open_source("demo", realtime=False, frames=1) as source:
             frame = source.read()
-        result = tracker_factory().process(frame)
-        stream = Stream(tracker_factory(), [output], log=lambda line: None)
-        live_seen, probes = 0, output.sent
-        for _ in range(3000):
-            stream.publish(build_message(result, frame.meta, stream.seq))
-            while live.poll(0):
+        template = encode(build_message(tracker_factory().process(frame), frame.meta, 0), "json")
+        assert template.count(b'"seq":0,') == 1
+        probes, live_seen = output.sent, 0
+        for seq in range(n):
+            output.send(template.replace(b'"seq":0,', b'"seq":%d,' % seq))
+            while seq % 100 == 0 and live.poll(0):
                 live.recv()
                 live_seen += 1
-        assert output.sent - probes == 3000 and output.dropped == 0
-        time.sleep(0.3)  # let the I/O threads move what they can
-        newest = []
-        while stalled.poll(200):
-            newest.append(json.loads(stalled.recv())["seq"])
-        assert newest == [2999]
+        assert output.sent - probes == n and output.dropped == 0
         assert live_seen > 0
+        time.sleep(0.3)  # let the I/O threads move what they can
+        seqs = []
+        while stalled.poll(300):
+            message = json.loads(stalled.recv())
+            if "probe" not in message:  # probes sent while the other subscriber connected may be queued first
+                seqs.append(message["seq"])
+        assert seqs[-1] == n - 1
+        if conflating:
+            assert seqs == [n - 1]
+        else:
+            assert len(seqs) < n and seqs == sorted(seqs)
     finally:
         output.close()
         for socket, context in ((stalled, stalled_context), (live, live_context)):
