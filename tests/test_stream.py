@@ -413,7 +413,7 @@ def test_recorded_session_replays_through_the_stream(tmp_path):
     recorded = run_cli("record", "--source", "demo", "--frames", "20", "--out", str(session))
     assert recorded.returncode == 0, recorded.stderr
     out = tmp_path / "replay.jsonl"
-    assert main(["--stream", "--source", str(session), "--out", str(out)]) == 0
+    assert main(["--stream", "--source", str(session), "--unpaced", "--out", str(out)]) == 0
     messages = [json.loads(line) for line in out.read_text().splitlines()]
     assert [m["seq"] for m in messages] == list(range(20))  # every recorded frame, in order
     for m in messages:

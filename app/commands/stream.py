@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
                    help="demo (default), realsense[:SERIAL], openni[:URI], a recording (.bag, .db3, .oni, a "
                         "recorded session) or a dataset folder")
     p.add_argument("--unpaced", action="store_true",
-                   help="demo only: frames as fast as the tracker takes them, not at 30 FPS (recordings are "
-                        "always read at the tracker's pace)")
+                   help="for sources that keep time (demo, recorded sessions): every frame, as fast as the tracker "
+                        "takes them, instead of at the camera's pace")
     p.add_argument("--model", default="crossingnets", help="shipped model name or a pose .onnx file")
     p.add_argument("--out", action="append", metavar="OUTPUT",
                    help="stdout (default), zmq://HOST:PORT, zmq+msgpack://HOST:PORT (port 0: any free port), "
@@ -59,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from handtrack.inference.sources import open_source
     from handtrack.inference.tracker import HandTracker, TrackerOptions
 
-    if args.unpaced and args.source != "demo":
-        raise HandtrackError("--unpaced is for the demo source (recordings are always read at the tracker's pace)")
     extrinsics = load_extrinsics(args.calibration) if args.calibration else None
     camera_frame = args.camera_frame or (extrinsics.camera_frame if extrinsics else DEFAULT_CAMERA_FRAME)
     if extrinsics and camera_frame != extrinsics.camera_frame:
