@@ -4,6 +4,7 @@ OpenNI2 against the real library (no camera attached, and its dummy driver's dev
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -304,6 +305,18 @@ def test_png_folder_replays_in_order(tmp_path):
     for f, img in zip(frames, images):
         np.testing.assert_array_equal(f.depth_mm, img)
     assert [f.meta[META_SENSOR_TIME] for f in frames] == [0.0, 0.1, 0.2]
+
+
+def test_loose_nyu_frames_replay_with_their_packed_depth():
+    from handtrack.inference.datasets import nyu
+
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyu"
+    with open_source(folder) as source:
+        frames = list(source)
+    assert [f.frame_id for f in frames] == ["test_depth_1_0000001"]
+    expected = nyu.load_frame(folder / "test_depth_1_0000001.png")
+    np.testing.assert_array_equal(frames[0].depth_mm, expected.depth_mm)
+    assert frames[0].intrinsics == expected.intrinsics
 
 
 def test_msra_folder_keeps_its_joints(tmp_path):

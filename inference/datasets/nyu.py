@@ -189,3 +189,33 @@ class NYUDataset:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+
+class NYUPngFolder:
+    """Loose NYU frames (depth packed in G and B, as the release stores them) in natural name order, without
+    labels: a folder of `*depth_*.png` but no joint_data.mat, like ../shared/data/nyu."""
+
+    def __init__(self, folder: str | Path, pattern: str = "*depth_*.png"):
+        from .realsense_png import natural_key
+
+        self.folder = Path(folder)
+        self.paths = sorted(self.folder.glob(pattern), key=natural_key)
+        if not self.paths:
+            raise HandtrackError(f"no {pattern} files in {self.folder}")
+
+    @staticmethod
+    def looks_like(path: Path) -> bool:
+        """A PNG with the NYU packing: 8-bit, three channels."""
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return img is not None and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> DepthFrame:
+        return load_frame(self.paths[i])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))

@@ -4,6 +4,7 @@ The layout is recognised from what the folder holds:
   NYU    <root>/{train,test}/joint_data.mat, or a split folder itself (needs scipy: the `train` extra)
   ICVL   <root>/Training/ or <root>/Testing/ (label files beside Depth/)
   MSRA   joint.txt files under <root> (P<n>/<gesture>/joint.txt)
+  NYU PNGs  loose NYU frames (`*depth_*.png`, depth packed in G and B) without labels, e.g. ../shared/data/nyu
   PNG    a folder of uint16 depth PNGs (our recordings, the SR305 captures); pass `intrinsics` and `depth_unit_mm`
          unless they are the SR305 defaults of datasets.realsense_png.
 Labelled datasets keep their joints (in their own joint set) on every frame. The sensor time of frame i is i / fps,
@@ -18,7 +19,7 @@ from ..camera import Intrinsics
 from ..datasets.base import DepthFrame
 from ..datasets.icvl import ICVLDataset
 from ..datasets.msra import MSRADataset
-from ..datasets.nyu import NYUDataset
+from ..datasets.nyu import NYUDataset, NYUPngFolder
 from ..datasets.realsense_png import DepthPngFolder
 from ..errors import HandtrackError
 from .base import META_SENSOR_FRAME, META_SENSOR_TIME, DeviceMissing, EndOfStream, StreamInfo, resolve_intrinsics
@@ -46,6 +47,9 @@ def open_dataset(path: str | Path, split: str | None = None, camera: int = 1, ki
     if next(root.glob("joint.txt"), None) or next(root.glob("*/joint.txt"), None) \
             or next(root.glob("*/*/joint.txt"), None):
         return "msra", MSRADataset(root)
+    first_nyu = next(root.glob("*depth_*.png"), None)
+    if first_nyu is not None and NYUPngFolder.looks_like(first_nyu):
+        return "nyu-png", NYUPngFolder(root)
     if next(root.glob(pattern), None):
         options = {}
         if intrinsics is not None:
@@ -53,8 +57,9 @@ def open_dataset(path: str | Path, split: str | None = None, camera: int = 1, ki
         if depth_unit_mm is not None:
             options["depth_unit_mm"] = float(depth_unit_mm)
         return "png", DepthPngFolder(root, pattern=pattern, **options)
-    raise HandtrackError(f"{root} is not a dataset folder this source knows: expected NYU (<split>/joint_data.mat), "
-                         f"ICVL (Training/ or Testing/), MSRA (joint.txt) or 16-bit depth PNGs ({pattern})")
+    raise HandtrackError(f"{root} is not a dataset folder this source knows: expected NYU (<split>/joint_data.mat "
+                         f"or packed PNGs), ICVL (Training/ or Testing/), MSRA (joint.txt) or 16-bit depth PNGs "
+                         f"({pattern})")
 
 
 class FolderBackend(Backend):
