@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", type=Path, help="write the results here")
     s.set_defaults(run=run_synth)
+    from handtrack.app.gui import bench as gui_bench  # Qt is imported only when `bench gui` runs
+
+    gui_bench.add_parser(bsub)
     from handtrack.app.commands import bench_stream
 
     st = bsub.add_parser("stream", help="per-frame cost of stream messages and outputs; frame-to-subscriber latency")

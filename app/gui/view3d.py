@@ -1,0 +1,187 @@
+"""The 3D view (pyqtgraph OpenGL): the hand's point cloud from the crop cube, the 3D skeleton coloured per finger,
+the cube, and the camera's frustum. Orbit with the left mouse button, zoom with the wheel, pan with the middle.
+
+Scene units are metres. The camera frame (OpenCV: x right, y down, z forward) is turned into the view's z-up
+world as (x, z, -y), so "up" on screen is up in the camera image and the camera looks along the view's +y.
+
+The view is pyqtgraph's GL view on a QOpenGLWindow inside a window container rather than its QOpenGLWidget: a
+QOpenGLWidget makes Qt compose the whole main window through OpenGL on every repaint, which with a software
+renderer (llvmpipe: Xvfb, remote desktops, machines without a GPU driver) cost about half a CPU core and held the
+display below 30 FPS (measured: 0.92 cores at 24 FPS with the 3D view static, 0.46 cores at 30 FPS without it).
+In its own native window only the 3D view's pixels go through OpenGL.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph.opengl as gl
+from OpenGL import GL
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtOpenGL import QOpenGLWindow
+from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+
+from handtrack.inference import skeleton
+from handtrack.inference.camera import Intrinsics, deproject
+from handtrack.inference.draw import CUBE_EDGES, cube_corners
+from handtrack.inference.tracker import HandResult
+
+POINT_STRIDE = 2          # every 2nd pixel in u and v: the cloud keeps its shape at a quarter of the points
+FRUSTUM_DEPTH_MM = 1000.0  # how far the drawn frustum reaches
+FOLLOW = 0.2              # how fast the orbit centre follows the hand (per displayed frame)
+
+
+def to_view(xyz_mm: np.ndarray) -> np.ndarray:
+    """Camera-frame mm (..., 3) -> view coordinates in metres (x, z, -y)."""
+    xyz = np.asarray(xyz_mm, dtype=np.float64) * 1e-3
+    return np.stack([xyz[..., 0], xyz[..., 2], -xyz[..., 1]], axis=-1)
+
+
+def finger_rgba(alpha: float = 1.0) -> np.ndarray:
+    """(21, 4) RGBA per joint: the finger's colour (the wrist white), as drawn in the 2D overlay."""
+    colours = np.ones((skeleton.NUM_JOINTS, 4))
+    for j in range(skeleton.NUM_JOINTS):
+        finger = skeleton.joint_finger(j)
+        if finger is not None:
+            b, g, r = skeleton.FINGER_COLORS_BGR[finger]
+            colours[j, :3] = (r / 255, g / 255, b / 255)
+    colours[:, 3] = alpha
+    return colours
+
+
+def cube_points(depth_mm: np.ndarray, K: Intrinsics, centre_mm: np.ndarray, cube_mm: float,
+                stride: int = POINT_STRIDE) -> np.ndarray:
+    """(N, 3) camera mm of the depth pixels inside the crop cube, read only in the cube's image footprint."""
+    corners = cube_corners(centre_mm, cube_mm)
+    if np.any(corners[:, 2] <= 1.0):
+        return np.zeros((0, 3))
+    u = K.fx * corners[:, 0] / corners[:, 2] + K.cx
+    v = K.fy * corners[:, 1] / corners[:, 2] + K.cy
+    u0, u1 = int(max(0, np.floor(u.min()))), int(min(K.width, np.ceil(u.max()) + 1))
+    v0, v1 = int(max(0, np.floor(v.min()))), int(min(K.height, np.ceil(v.max()) + 1))
+    if u0 >= u1 or v0 >= v1:
+        return np.zeros((0, 3))
+    vs, us = np.mgrid[v0:v1:stride, u0:u1:stride]
+    z = depth_mm[vs, us]
+    pts = deproject(np.stack([us, vs], -1), z, K)
+    half = cube_mm / 2
+    inside = (z > 0) & np.all(np.abs(pts - centre_mm) < half, axis=-1)
+    return pts[inside]
+
+
+def frustum_segments(K: Intrinsics, depth_mm: float = FRUSTUM_DEPTH_MM) -> np.ndarray:
+    """(16, 3) camera mm: line segments (pairs of points) from the optical centre to the image corners at
+    `depth_mm`, and the far rectangle."""
+    uv = np.array([[0, 0], [K.width - 1, 0], [K.width - 1, K.height - 1], [0, K.height - 1]], dtype=np.float64)
+    far = deproject(uv, np.full(4, depth_mm), K)
+    origin = np.zeros(3)
+    segments = [p for c in far for p in (origin, c)] + [p for i in range(4) for p in (far[i], far[(i + 1) % 4])]
+    return np.array(segments)
+
+
+class GLWindow(GLViewMixin, QOpenGLWindow):
+    """pyqtgraph's GL view (items, camera, mouse control) on a QOpenGLWindow."""
+
+    def devicePixelRatioF(self) -> float:  # noqa: N802 - the QWidget name the mixin calls
+        return float(self.devicePixelRatio())
+
+
+class HandScene(GLWindow):
+    """The 3D scene; shown inside a HandView3D."""
+
+    def __init__(self):
+        super().__init__()
+        self.setBackgroundColor((20, 20, 24))
+        grid = gl.GLGridItem()
+        grid.setSize(2, 2)
+        grid.setSpacing(0.1, 0.1)
+        grid.translate(0, 1.0, -0.4)  # a floor below the camera, under the typical hand
+        grid.setColor((70, 70, 80, 255))
+        self.addItem(grid)
+        self.frustum = gl.GLLinePlotItem(mode="lines", color=(0.6, 0.6, 0.7, 0.8), width=1, antialias=True)
+        self.cube = gl.GLLinePlotItem(mode="lines", color=(1, 1, 1, 0.5), width=1, antialias=True)
+        self.cloud = gl.GLScatterPlotItem(size=2, pxMode=True)
+        self.bones = gl.GLLinePlotItem(mode="lines", width=4, antialias=True)
+        self.joints = gl.GLScatterPlotItem(size=9, pxMode=True)
+        for item in (self.frustum, self.cube, self.cloud, self.bones, self.joints):
+            self.addItem(item)
+        # The joints lie inside the fingers, behind the surface points: the skeleton is drawn last and without
+        # the depth test, so the cloud never hides it.
+        on_top = {GL.GL_DEPTH_TEST: False, GL.GL_BLEND: True,
+                  "glBlendFunc": (GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)}
+        for item in (self.bones, self.joints):
+            item.setGLOptions(on_top)
+            item.setDepthValue(10)
+        self._bone_colours = np.repeat(finger_rgba()[[c for _, c in skeleton.BONES]], 2, axis=0)
+        self._joint_colours = finger_rgba()
+        self._intrinsics: Intrinsics | None = None
+        self._centre: np.ndarray | None = None
+        # Looking at the hand from behind and above the camera's right shoulder.
+        self.setCameraPosition(distance=0.65, elevation=15, azimuth=-60)
+        self.opts["center"] = QtGui.QVector3D(0.0, 0.6, 0.0)
+
+    def show_frame(self, depth_mm: np.ndarray, K: Intrinsics, result: HandResult | None, cube_mm: float) -> None:
+        if K != self._intrinsics:
+            self._intrinsics = K
+            self.frustum.setData(pos=to_view(frustum_segments(K)))
+        present = result is not None and result.present and result.joints_mm is not None
+        for item in (self.cloud, self.bones, self.joints, self.cube):
+            item.setVisible(present)
+        if not present:
+            return
+        centre = np.asarray(result.centre_mm, dtype=np.float64)
+        pts = to_view(cube_points(depth_mm, K, centre, cube_mm))
+        self.cloud.setData(pos=pts, color=_depth_colours(pts), size=2)
+        self.cube.setData(pos=to_view(np.array([cube_corners(centre, cube_mm)[i] for e in CUBE_EDGES for i in e])))
+        joints = to_view(result.joints_mm)
+        self.bones.setData(pos=joints[np.array(skeleton.BONES).ravel()], color=self._bone_colours)
+        self.joints.setData(pos=joints, color=self._joint_colours)
+        self._follow(to_view(centre))
+
+    def _follow(self, target: np.ndarray) -> None:
+        """Move the orbit centre part of the way to the hand each frame: the view tracks the hand smoothly and
+        the user's orbit angle and zoom stay as they set them."""
+        self._centre = target if self._centre is None else self._centre + FOLLOW * (target - self._centre)
+        self.opts["center"] = QtGui.QVector3D(*map(float, self._centre))
+        self.update()
+
+    def grab_image(self) -> QtGui.QImage:
+        """The scene rendered now, as a QImage."""
+        return self.grabFramebuffer()
+
+    def rendered_image(self) -> np.ndarray:
+        """The view as last drawn, (H, W, 4) RGBA uint8 (for tests and the screenshot check)."""
+        img = self.grab_image().convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+        arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes())
+        return arr.reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()].copy()
+
+
+class HandView3D(QtWidgets.QWidget):
+    """The 3D view as a widget: the HandScene's window in a container (see the module docstring)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.scene = HandScene()
+        self.container = QtWidgets.QWidget.createWindowContainer(self.scene, self)
+        self.container.setMinimumSize(240, 180)
+        self.container.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.container)
+
+    def show_frame(self, depth_mm: np.ndarray, K: Intrinsics, result: HandResult | None, cube_mm: float) -> None:
+        self.scene.show_frame(depth_mm, K, result, cube_mm)
+
+    def rendered_image(self) -> np.ndarray:
+        return self.scene.rendered_image()
+
+    def grab_image(self) -> QtGui.QImage:
+        return self.scene.grab_image()
+
+
+def _depth_colours(pts_view: np.ndarray) -> np.ndarray:
+    """Grey-blue points, lighter the nearer to the camera (view y is the camera's depth)."""
+    if len(pts_view) == 0:
+        return np.zeros((0, 4))
+    y = pts_view[:, 1]
+    t = (y - y.min()) / max(float(np.ptp(y)), 1e-6)
+    shade = 0.95 - 0.55 * t
+    return np.stack([shade * 0.8, shade * 0.9, shade, np.full_like(shade, 0.9)], axis=-1)
