@@ -3,7 +3,7 @@
 Every handtrack model carries one metadata entry, key `handtrack`, whose value is JSON:
 
     format          METADATA_FORMAT; a file with another format (or none) is refused with one line
-    method, role    e.g. "crossingnets", and "pose" | "render" | "render_from_pose"
+    method, role    e.g. "crossingnets", and "pose" | "render" | "render_from_pose" | "centre"
     version         the model's own version string
     cube_mm, input_size, joint_set, joint_names
     depth_normalisation, joint_normalisation   formulas, as text, of what the inputs and outputs mean
@@ -23,7 +23,7 @@ from handtrack.inference.errors import HandtrackError
 
 METADATA_KEY = "handtrack"
 METADATA_FORMAT = 1
-ROLES = ("pose", "render", "render_from_pose")
+ROLES = ("pose", "render", "render_from_pose", "centre")
 DEPTH_NORMALISATION = "(depth_mm - centre_z) / (cube_mm / 2); missing and farther than the cube -> +1; clip to [-1, 1]"
 JOINT_NORMALISATION = "(xyz_mm - centre) / (cube_mm / 2), OpenCV camera frame (x right, y down, z forward)"
 
@@ -135,6 +135,20 @@ class PoseModel(OnnxModel):
             raise HandtrackError(f"{self.path.name} takes {S}x{S} crops, got {crops.shape[-2:]}")
         latent, joints = self.run(crops)
         return latent, joints
+
+
+class CentreModel(OnnxModel):
+    """The centre refiner: a normalised crop (S, S) around a rough hand centre -> where the palm centre is,
+    as an offset from the crop centre in cube/2 units (the joint normalisation)."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        super().__init__(path, threads, role="centre")
+
+    def offset(self, crop: np.ndarray) -> np.ndarray:
+        S = self.info.input_size
+        if crop.shape[-2:] != (S, S):
+            raise HandtrackError(f"{self.path.name} takes {S}x{S} crops, got {crop.shape[-2:]}")
+        return self.run(np.asarray(crop, dtype=np.float32).reshape(1, 1, S, S))[0][0].astype(np.float64)
 
 
 class RenderModel(OnnxModel):

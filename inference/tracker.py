@@ -29,7 +29,7 @@ from .crop import crop_and_normalise, denormalise_joints
 from .datasets.base import DepthFrame
 from .filters import OneEuroFilter, OneEuroOptions
 from .localise import LocaliserOptions, localise
-from .model import PoseModel, RenderModel
+from .model import CentreModel, PoseModel, RenderModel
 from .plausibility import frame_plausibility, joint_plausibility
 from .sources.base import META_HOST_TIME, META_SENSOR_TIME
 
@@ -42,6 +42,8 @@ class TrackerOptions:
     model: str = "crossingnets"           # a shipped model name or a .onnx path (the pose model)
     threads: int = 1                      # onnxruntime intra-op threads
     refine_passes: int = 1                # extra pose passes re-centred on the predicted palm
+    centre_refine: bool = True            # move the localiser's centre onto the palm with the model's centre
+                                          # refiner (<model>_centre.onnx), where one is shipped beside it
     smoothing: OneEuroOptions | None = OneEuroOptions()  # None: raw joints
     render_compare: bool = False          # also score the frame by rendering the estimate (needs a render model)
     hand: str = "right"                   # "left": mirror the crop for the right-hand model, mirror joints back
@@ -127,6 +129,11 @@ class HandTracker:
         self.options = options
         self.pose_model = PoseModel(resolve(options.model, "pose"), threads=options.threads)
         self.render_model = None
+        self.centre_model = None
+        if options.centre_refine:
+            centre_path = _beside(options.model, "centre")
+            if centre_path is not None:
+                self.centre_model = CentreModel(centre_path, threads=options.threads)
         if options.render_compare:
             self.render_model = RenderModel(resolve(_render_name(options.model), "render"), threads=options.threads)
         info = self.pose_model.info
@@ -162,13 +169,16 @@ class HandTracker:
         t1 = time.perf_counter()
         lat["decode"] = (t1 - t0) * 1e3
         loc = localise(depth, K, self._seed, self.localiser)
+        centre = loc.centre
+        if centre is not None and self.centre_model is not None:
+            centre = self._refine_centre(depth, K, centre)
         t2 = time.perf_counter()
         lat["localise"] = (t2 - t1) * 1e3
-        if loc.centre is None:
+        if centre is None:
             self.stats["no_hand"] += 1
             self.reset()
             return self._empty(timestamp, index, lat)
-        centre, crop_ms, infer_ms = loc.centre, 0.0, 0.0
+        crop_ms, infer_ms = 0.0, 0.0
         for _ in range(1 + self.options.refine_passes):
             ta = time.perf_counter()
             crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
@@ -183,7 +193,8 @@ class HandTracker:
             tc = time.perf_counter()
             crop_ms += (tb - ta) * 1e3
             infer_ms += (tc - tb) * 1e3
-            used_crop, used_latent, centre = crop, latent, _pose_centre(joints)
+            used_crop, used_latent, used_centre = crop, latent, window.center
+            centre = _pose_centre(joints)  # the next pass (if any) is centred on the predicted palm
         lat["crop"], lat["infer"] = crop_ms, infer_ms
         t3 = time.perf_counter()
         confidence = joint_plausibility(joints, depth, K)
@@ -204,9 +215,20 @@ class HandTracker:
         uv = project(joints, K)
         lat["post"] = (time.perf_counter() - t3) * 1e3
         lat["total"] = (time.perf_counter() - t0) * 1e3
-        return HandResult(present, float(presence), self.options.hand, joints, uv, confidence, np.asarray(centre),
+        return HandResult(present, float(presence), self.options.hand, joints, uv, confidence, np.asarray(used_centre),
                           float(timestamp), time.monotonic(), lat, index, None, render_error,
                           used_latent, used_crop)
+
+    def _refine_centre(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> np.ndarray:
+        """The centre refiner's palm estimate for a crop around `centre` (the localiser's centre of mass,
+        which the forearm pulls down the arm)."""
+        info = self.centre_model.info  # its own cube, whatever cube the pose crops use
+        crop, _ = crop_and_normalise(depth, K, centre, info.cube_mm, info.input_size)
+        mirror = self.options.hand == "left"
+        offset = self.centre_model.offset(crop[:, ::-1] if mirror else crop)
+        if mirror:
+            offset[0] = -offset[0]
+        return centre + offset * (info.cube_mm / 2)
 
     def _empty(self, timestamp: float, index: int, lat: dict, skipped: str | None = None) -> HandResult:
         lat = {**lat, "total": sum(lat.values())}
@@ -228,6 +250,19 @@ class HandTracker:
 def _render_name(model: str) -> str:
     """The render model beside a pose model: 'crossingnets' -> 'crossingnets'; 'x_pose.onnx' -> 'x_render.onnx'."""
     return model.replace("_pose.onnx", "_render.onnx") if model.endswith("_pose.onnx") else model
+
+
+def _beside(model: str, role: str):
+    """The `role` model that goes with a pose model (shipped name or x_pose.onnx path), or None if there is none."""
+    from pathlib import Path
+
+    from handtrack.models_onnx import HERE
+
+    if model.endswith("_pose.onnx"):
+        path = Path(model.replace("_pose.onnx", f"_{role}.onnx"))
+    else:
+        path = HERE / f"{model}_{role}.onnx"
+    return path if path.is_file() else None
 
 
 def _render_error(render: RenderModel, latent: np.ndarray, crop: np.ndarray, hand: str) -> float:

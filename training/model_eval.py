@@ -145,3 +145,35 @@ def eval_tracker_real(options, data_dir: Path) -> dict:
                 row.update(palm_px=px, palm_dz_mm=dz, hand_found=px <= HAND_FOUND_PX and dz <= HAND_FOUND_DEPTH)
         sr305.append(row)
     return {"nyu": nyu_row, "sr305": sr305}
+
+
+def eval_tracker_demo(options, frames: int = 200, every: int = 2) -> dict:
+    """The whole tracker on the demo, whose frames carry their ground-truth joints: how far the crop centre
+    lands from the palm (the localiser, and the centre refiner where one is used) and the 21-joint error.
+    Centre errors: the localiser's, the final crop's (after the refiner and any re-centred passes), and the
+    palm of the predicted joints. One tracker runs over every `every`-th frame of the unpaced demo (so it tracks, seeded by the last palm)."""
+    from handtrack.inference.localise import localise
+    from handtrack.inference.sources import open_source
+    from handtrack.inference.tracker import HandTracker
+
+    tracker = HandTracker(options)
+    centre_err, palm_err, joint_err, rough_err, missed = [], [], [], [], 0
+    with open_source("demo", realtime=False) as source:
+        for i, frame in zip(range(frames * every), source):
+            if i % every:
+                continue
+            palm = skeleton.palm_centre(frame.joints_xyz)
+            rough = localise(frame.depth_mm, frame.intrinsics, None, tracker.localiser).centre
+            r = tracker.process(frame)
+            if rough is not None:
+                rough_err.append(np.linalg.norm(rough - palm))
+            if not r.present:
+                missed += 1
+                continue
+            centre_err.append(np.linalg.norm(r.centre_mm - palm))
+            palm_err.append(np.linalg.norm(skeleton.palm_centre(r.joints_mm) - palm))
+            joint_err.append(np.linalg.norm(r.joints_mm - frame.joints_xyz, axis=1).mean())
+    stats = lambda e: {"mean": float(np.mean(e)), "median": float(np.median(e)), "p90": float(np.percentile(e, 90))}
+    return {"frames": frames, "missed": missed, "localiser_centre_error_mm": stats(rough_err),
+            "crop_centre_error_mm": stats(centre_err), "predicted_palm_error_mm": stats(palm_err),
+            "joint_error_mm": stats(joint_err)}

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="onnxruntime threads to measure with")
     p.add_argument("--frames", type=int, default=1000, help="timed frames per frame set")
     p.add_argument("--data", type=Path, default=DATA, help="the shared data folder (real frames)")
+    p.add_argument("--headless-frames", type=int, default=600,
+                   help="frames for the headless memory run (`handtrack --stream`, one per source); 0: skip it")
     p.add_argument("--json", type=Path, help="write the results here")
 
 
@@ -70,6 +72,23 @@ def bench_one(model: str, threads: int, frames: list, n: int) -> dict:
             "present_fraction": round(present / n, 3), "stages": _summary(latencies)}
 
 
+def headless_peak_rss(source: str, model: str, frames: int) -> dict:
+    """Peak RSS of a headless tracker: `handtrack --stream` as its own process, stdout discarded.
+
+    A child process, because this benchmark's own memory holds every frame set; its peak is read from the
+    kernel's accounting of waited-for children (the largest child so far: run the sources in rising order)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "handtrack.app.cli", "stream", "--source", source, "--model", model,
+           "--frames", str(frames), "--unpaced", "--threads", "1"]
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
+    if done.returncode != 0:
+        return {"source": source, "error": done.stderr.strip().splitlines()[-1:]}
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"source": source, "max_frames": frames, "peak_rss_mb": round(peak, 1), "command": " ".join(cmd[1:])}
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
@@ -91,7 +110,16 @@ def run(args: argparse.Namespace) -> int:
                       + " ms (median/p99)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB (this process: tracker, models and the frames in memory)")
-    report = {"target": "tracker", "results": results, "peak_rss_mb": round(peak_mb, 1), **machine_info()}
+    headless = []
+    if args.headless_frames > 0:
+        # The SR305 folder first (no renderer), then the demo (it renders every frame with numba).
+        for source in [str(args.data / "realsense_sr305"), "demo"]:
+            h = headless_peak_rss(source, models[0], args.headless_frames)
+            headless.append(h)
+            print(f"headless tracker (handtrack --stream, {source}): "
+                  + (f"peak RSS {h['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in h else f"failed: {h['error']}"))
+    report = {"target": "tracker", "results": results, "peak_rss_mb": round(peak_mb, 1),
+              "headless": headless, **machine_info()}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

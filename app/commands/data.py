@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--views", type=int, default=1, help="cameras per instant (>1 for view prediction)")
     s.add_argument("--cube", type=float, default=250.0, help="crop cube edge in mm")
     s.add_argument("--size", type=int, default=128, help="crop size in pixels")
+    s.add_argument("--jitter", type=float, default=5.0,
+                   help="crop-centre noise, mm per axis (Gaussian); larger for training the centre refiner")
     s.add_argument("--shard-size", type=int, default=1000)
     s.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     s.add_argument("--preview", type=Path, help="also write a PNG grid of the first samples")
@@ -58,7 +60,8 @@ def run_synth(args: argparse.Namespace) -> int:
         raise HandtrackError(f"unknown sensor '{args.sensor}'; choose one of {', '.join(sorted(SENSORS))}")
     if args.n <= 0 or args.views <= 0 or args.shard_size <= 0:
         raise HandtrackError("--n, --views and --shard-size must be positive")
-    config = SynthConfig(sensor=args.sensor, cube_mm=args.cube, size=args.size, views=args.views, seed=args.seed)
+    config = SynthConfig(sensor=args.sensor, cube_mm=args.cube, size=args.size, views=args.views, seed=args.seed,
+                         jitter_mm=args.jitter)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

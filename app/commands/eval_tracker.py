@@ -20,6 +20,8 @@ def add_tracker(targets) -> None:
                                        "annotated palm, presence, plausibility). Each frame is tracked from scratch.")
     p.add_argument("--model", default="crossingnets", help="a shipped model name or a *_pose.onnx path")
     p.add_argument("--refine-passes", type=int, default=1, help="extra pose passes re-centred on the predicted palm")
+    p.add_argument("--no-centre-refine", action="store_true", help="use the localiser's centre as it is")
+    p.add_argument("--demo-frames", type=int, default=200, help="demo frames scored against their ground truth")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     p.add_argument("--png", type=Path, metavar="OUT", help="write the overlays of every frame")
@@ -29,18 +31,22 @@ def add_tracker(targets) -> None:
 def run_tracker(args: argparse.Namespace) -> int:
     from handtrack.inference.tracker import HandTracker, TrackerOptions
     from handtrack.training import evaluation
-    from handtrack.training.model_eval import eval_tracker_real
+    from handtrack.training.model_eval import eval_tracker_demo, eval_tracker_real
 
     for sub in ("nyu/test_depth_1_0000001.png", "realsense_sr305"):
         if not (args.data / sub).exists():
             raise HandtrackError(f"no {sub} under {args.data}; pass --data DIR (the folder holding nyu/ and "
                                  "realsense_sr305/)")
-    options = TrackerOptions(model=args.model, refine_passes=args.refine_passes, smoothing=None)
-    cube_mm = HandTracker(options).cube_mm
+    options = TrackerOptions(model=args.model, refine_passes=args.refine_passes, smoothing=None,
+                             centre_refine=not args.no_centre_refine)
+    probe = HandTracker(options)
+    cube_mm, refiner = probe.cube_mm, probe.centre_model is not None
     r = eval_tracker_real(options, args.data)
+    demo = eval_tracker_demo(options, args.demo_frames) if args.demo_frames > 0 else None
     nyu, sr305 = r["nyu"], r["sr305"]
     found = sum(row["hand_found"] for row in sr305)
     out = {"benchmark": "tracker_on_real_frames", "model": args.model, "refine_passes": args.refine_passes,
+           "centre_refiner": refiner, "demo": demo,
            "nyu": {"present": nyu["present"], "presence": nyu["presence"],
                    "centre_error_mm": nyu.get("centre_error_mm"),
                    **({"joint_error": nyu["summary"].to_dict()} if "summary" in nyu else {})},
@@ -49,7 +55,13 @@ def run_tracker(args: argparse.Namespace) -> int:
                      "per_frame": [{k: row.get(k) for k in ("frame", "present", "presence", "plausibility",
                                                             "hand_found", "palm_px", "palm_dz_mm")}
                                    for row in sr305]}}
-    print(f"tracker on real frames: {args.model}, {args.refine_passes} re-centred pass(es), no ground-truth centre")
+    print(f"tracker: {args.model}, centre refiner {'on' if refiner else 'off'}, {args.refine_passes} re-centred "
+          "pose pass(es), no ground-truth centre")
+    if demo:
+        print(f"  demo, {demo['frames']} frames: localiser centre {demo['localiser_centre_error_mm']['mean']:.1f} mm "
+              f"from the palm, crop centre {demo['crop_centre_error_mm']['mean']:.1f} mm, "
+              f"21-joint error {demo['joint_error_mm']['mean']:.1f} mm (median "
+              f"{demo['joint_error_mm']['median']:.1f}), missed {demo['missed']}")
     if "summary" in nyu:
         print(f"  NYU frame 1: crop centre {nyu['centre_error_mm']:.1f} mm from the labelled palm; "
               f"14-joint mean error {nyu['summary'].mean_error_mm:.2f} mm; presence {nyu['presence']:.2f}")

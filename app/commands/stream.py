@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with ExitStack() as stack:
         stack.enter_context(stop_on_signals(stop))  # from here on a signal ends the stream cleanly
-        source = stack.enter_context(open_source(args.source, **({"realtime": False} if args.unpaced else {})))
+        source = open_source(args.source)
+        if args.unpaced and source.live:  # only paced sources (demo, sessions) take realtime; playback is unpaced
+            source = open_source(args.source, realtime=False)
+        source = stack.enter_context(source)
         outputs = []
         for spec in args.out or ["stdout"]:
             output = open_output(spec)

@@ -48,6 +48,20 @@ def add_parser(sub) -> None:
     s.add_argument("--plot", type=Path, metavar="PNG", help="write the Fig. 3-style plot")
     s.set_defaults(run=run_semisup)
 
+    r = methods.add_parser("centre", help="the centre refiner: rough hand centre -> palm centre (ONNX on export)",
+                           description="Train the small CNN that moves the localiser's centre of mass onto the "
+                                       "palm, on shards rendered with a large crop jitter (handtrack data synth "
+                                       "--jitter 30); export it with --export.")
+    r.add_argument("--data", type=Path, nargs="+", required=True, help="synthetic shard folders")
+    r.add_argument("--out", type=Path, required=True, help="run folder (centre.pt, result.json)")
+    r.add_argument("--steps", type=int, default=3000)
+    r.add_argument("--batch", type=int, default=128)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--export", type=Path, metavar="DIR", help="also write DIR/crossingnets_centre.onnx")
+    r.add_argument("--version", default="centre-1", help="model version written into the ONNX metadata")
+    r.add_argument("--json", type=Path, metavar="OUT", help="write the validation history as JSON")
+    r.set_defaults(run=run_centre)
+
 
 def run_crossingnets(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="training")
@@ -90,4 +104,19 @@ def run_semisup(args: argparse.Namespace) -> int:
     for m in args.fractions:
         row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in METHODS]
         print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+    return 0
+
+
+def run_centre(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="training")
+    from handtrack.training.centre.refiner import export, train
+
+    result = train(args.data, args.out, steps=args.steps, batch=args.batch, threads=args.threads)
+    if args.export:
+        path = export(args.out / "centre.pt", args.export, args.version)
+        result["onnx"] = str(path)
+        print(f"wrote {path}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

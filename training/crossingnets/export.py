@@ -71,13 +71,14 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str = "
                          input_size=IMAGE_SIZE, joint_set="canonical21", joint_names=skeleton.JOINT_NAMES,
                          inputs=tuple(inputs), outputs=tuple(outputs), training=training)
         path = out_dir / f"{name}_{role}.onnx"
-        _export(module.eval(), example, inputs, outputs, info, path)
+        write_onnx(module.eval(), example, inputs, outputs, info, path)
         written[role] = path
     return written
 
 
-def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], info: ModelInfo,
-            path: Path) -> None:
+def write_onnx(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], info: ModelInfo,
+               path: Path) -> None:
+    """Export `module` (batch dimension dynamic) to one self-contained ONNX file carrying `info` as metadata."""
     import onnx
 
     batch = torch.export.Dim("batch", min=1, max=4096)
