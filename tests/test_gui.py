@@ -69,7 +69,7 @@ def open_gui(qtbot, tmp_path):
     yield make
     for w in windows:
         w.close()
-        assert not w.worker.running
+        assert not w.worker.running  # closing the window ends the tracking process
 
 
 def wait_frames(qtbot, window, n: int, timeout_ms: int = 30000) -> None:
@@ -101,7 +101,7 @@ def test_app_on_the_demo_shows_depth_skeleton_3d_and_synthesized_depth(qtbot, op
     assert window.synthesis.synthesized.image().any() and window.synthesis.difference.image().any()
     window.show_status()
     assert "connected" in window.state_label.text()
-    assert "tracking" in window.fps_label.text() and window.worker.tracking_rate.per_second() > 0
+    assert "tracking" in window.fps_label.text() and window.worker.status["tracking_fps"] > 0
 
 
 def test_latent_walk_captures_two_poses_and_animates_between_them(qtbot, open_gui):
@@ -142,8 +142,8 @@ def test_switching_source_and_model_and_a_bad_model_is_reported(qtbot, open_gui,
     window = open_gui("demo")
     wait_frames(qtbot, window, 3)
     window.controls.choose_source(str(session))
-    qtbot.waitUntil(lambda: window.worker.source is not None and window.worker.source.name != "demo"
-                    and window.worker.tracked >= 10, timeout=20000)
+    qtbot.waitUntil(lambda: window.worker.status["source_name"] not in (None, "demo")
+                    and window.snapshot is not None and window.snapshot.frame.frame_id != "", timeout=20000)
     qtbot.waitUntil(lambda: window.worker.source_state == "finished", timeout=20000)
     window.show_status()
     assert "finished" in window.state_label.text()
@@ -165,6 +165,7 @@ def test_switching_source_and_model_and_a_bad_model_is_reported(qtbot, open_gui,
     assert "cannot use model" in window.state_label.text()
     count = window.worker.tracked
     qtbot.waitUntil(lambda: window.worker.tracked > count + 3, timeout=10000)  # still tracking
+    assert window.worker.status["settings"].tracker.model == mine  # with the last model that worked
 
 
 def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, open_gui, tmp_path):
@@ -173,29 +174,32 @@ def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, ope
     window = open_gui("demo")
     wait_frames(qtbot, window, 3)
     qtbot.mouseClick(window.controls.record_button, _left())
-    qtbot.waitUntil(lambda: window.worker.recording and window.worker.recorder.stats["frames"] >= 15,
-                    timeout=20000)
+    qtbot.waitUntil(lambda: (window.worker.status["record_live"] or {}).get("frames", 0) >= 15, timeout=20000)
     window.show_status()
     text = window.controls.record_label.text()
     assert text.startswith("recording session_") and " frames" in text and " MB" in text
     assert window.controls.record_button.text() == "■ Stop"
     qtbot.mouseClick(window.controls.record_button, _left())
-    qtbot.waitUntil(lambda: not window.worker.recording and window.worker.record_stats is not None, timeout=10000)
+    qtbot.waitUntil(lambda: not window.worker.status["recording"] and bool(window.worker.status["record_stats"]),
+                    timeout=10000)
     window.show_status()
     assert window.controls.record_label.text().startswith("saved ")
     files = list((tmp_path / "recordings").glob("session_*.mcap"))
     assert len(files) == 1
     with open_source(files[0], realtime=False) as replay:
-        assert len(list(replay)) == window.worker.record_stats["frames"] >= 15
+        assert len(list(replay)) == window.worker.status["record_stats"]["frames"] >= 15
 
 
-def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui):
+def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui, tmp_path):
+    from functools import partial
+
     from gui_fakes import unpluggable_source
 
-    source, camera = unpluggable_source()
-    window = open_gui(source)
+    plug = tmp_path / "plugged"  # the camera's cable: plugged in while this file exists
+    plug.touch()
+    window = open_gui(partial(unpluggable_source, str(plug)))
     wait_frames(qtbot, window, 5)
-    camera.plugged = False
+    plug.unlink()
 
     def status_says(word):
         window.show_status()
@@ -203,11 +207,11 @@ def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui):
 
     qtbot.waitUntil(lambda: status_says("reconnecting"), timeout=10000)
     assert "unplugged" in window.state_label.text() or "not plugged" in window.state_label.text()
-    camera.plugged = True
+    plug.touch()
     qtbot.waitUntil(lambda: status_says("connected") and "reconnecting" not in window.state_label.text(),
                     timeout=10000)
     wait_frames(qtbot, window, 5)  # frames flow again
-    assert source.stats["reconnects"] == 1
+    assert window.worker.status["source_stats"]["reconnects"] == 1
 
 
 def test_tracking_controls_reach_the_tracker(qtbot, open_gui):
@@ -218,11 +222,15 @@ def test_tracking_controls_reach_the_tracker(qtbot, open_gui):
     c.cube_spin.setValue(300)
     c.smoothing_check.setChecked(False)
     c.far_spin.setValue(1200)
-    qtbot.waitUntil(lambda: window.worker.tracker.options.hand == "left" and window.worker.tracker.cube_mm == 300
-                    and window.worker.tracker.filter is None and window.worker.settings.far_mm == 1200,
+    def applied():
+        s = window.worker.status["settings"]  # what the tracking process runs with
+        return s.tracker.hand == "left" and s.tracker.cube_mm == 300 and s.tracker.smoothing is None \
+            and s.far_mm == 1200 and s.tracker_options().max_depth_mm == 1200
+
+    qtbot.waitUntil(applied, timeout=10000)
+    qtbot.waitUntil(lambda: window.snapshot.cube_mm == 300 and window.snapshot.result.handedness == "left",
                     timeout=10000)
-    wait_frames(qtbot, window, 3)
-    assert window.snapshot.cube_mm == 300 and window.snapshot.frame.depth_mm.max() <= 1200
+    assert window.snapshot.frame.depth_mm.max() <= 1200
     c.near_spin.setValue(1500)  # past the far end: the far end moves, the range never empties
     assert c.far_spin.value() > c.near_spin.value()
 

@@ -135,20 +135,22 @@ def test_worker_keeps_tracking_when_a_model_or_a_source_cannot_be_opened(tmp_pat
         worker.stop()
 
 
-def test_worker_survives_an_unplugged_camera_and_resumes_when_it_is_back():
+def test_worker_survives_an_unplugged_camera_and_resumes_when_it_is_back(tmp_path):
     from gui_fakes import unpluggable_source
 
-    source, camera = unpluggable_source(fps=60.0)
+    plug = tmp_path / "plugged"
+    plug.touch()
+    source = unpluggable_source(plug, fps=60.0)
     worker = TrackingWorker(source)
     try:
         run_worker(worker, lambda: worker.tracked >= 3)
-        camera.plugged = False
+        plug.unlink()
         assert wait_for(lambda: worker.source_state == "reconnecting")
         assert "unplugged" in worker.source_error or "not plugged" in worker.source_error
         stalled = worker.tracked
         time.sleep(0.3)
         assert worker.tracked <= stalled + 1 and worker.running  # no frames, no crash
-        camera.plugged = True
+        plug.touch()
         assert wait_for(lambda: worker.source_state == "connected" and worker.tracked > stalled + 3)
         assert source.stats["reconnects"] == 1 and worker.error is None
     finally:
@@ -229,3 +231,73 @@ def test_gui_modules_import_no_torch():
             "assert 'torch' not in sys.modules, 'the GUI imported torch'\n"
             "assert 'PySide6' not in sys.modules, 'the worker needs no Qt'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def poll_until(tracking, predicate, timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        tracking.poll(wait=0.02)
+        if predicate():
+            return True
+    return False
+
+
+def test_tracking_process_sends_snapshots_takes_requests_and_records(tmp_path):
+    from functools import partial
+
+    from handtrack.app.gui.tracking_process import TrackingProcess
+
+    tracking = TrackingProcess(partial(open_source, "demo", fps=60.0)).start()
+    path = tmp_path / "child.mcap"
+    try:
+        assert poll_until(tracking, lambda: tracking.latest is not None and tracking.tracked >= 5), tracking.error
+        first = tracking.latest
+        assert first.result.present and first.frame.depth_mm.shape == (480, 640)
+        assert poll_until(tracking, lambda: tracking.latest.seq > first.seq)  # one in flight, then the next
+        st = tracking.status
+        assert st["source_state"] == "connected" and st["tracking_fps"] > 0 and st["latencies"]
+        tracking.set_settings(TrackingSettings(TrackerOptions(cube_mm=280.0)))
+        assert poll_until(tracking, lambda: tracking.latest.cube_mm == 280.0)
+        tracking.start_recording(path)
+        assert poll_until(tracking, lambda: (tracking.status["record_live"] or {}).get("frames", 0) >= 10)
+    finally:
+        tracking.stop()  # stops the recording too: the child finishes the file before it exits
+    assert not tracking.running
+    stats = tracking.status["record_stats"]
+    assert stats is not None and stats["frames"] >= 10 and stats["error"] is None
+    assert path.stat().st_size == stats["bytes"]
+
+
+def test_tracking_process_reports_a_source_it_cannot_open(tmp_path):
+    from handtrack.app.gui.tracking_process import TrackingProcess
+
+    tracking = TrackingProcess(str(tmp_path / "missing.oni")).start()
+    try:
+        assert poll_until(tracking, lambda: tracking.error is not None)
+        assert "missing.oni" in tracking.error and tracking.status["source_name"] is None
+        tracking.set_source("demo")
+        assert poll_until(tracking, lambda: tracking.latest is not None and tracking.error is None)
+    finally:
+        tracking.stop()
+
+
+def test_a_crashed_tracking_process_is_reported_and_a_new_source_restarts_it(tmp_path):
+    from functools import partial
+
+    from gui_fakes import crashing_source
+
+    from handtrack.app.gui.tracking_process import TrackingProcess
+
+    crash = tmp_path / "crash"
+    tracking = TrackingProcess(partial(crashing_source, str(crash))).start()
+    try:
+        assert poll_until(tracking, lambda: tracking.tracked >= 3), tracking.error
+        crash.touch()  # the "driver" takes the tracking process down
+        assert poll_until(tracking, lambda: tracking.error is not None)
+        assert "tracking process stopped (exit code 3)" in tracking.error and tracking.source_state == "failed"
+        tracking.set_source("demo")
+        assert poll_until(tracking, lambda: tracking.running and tracking.latest is not None
+                          and tracking.status["source_name"] == "demo")
+        assert tracking.error is None
+    finally:
+        tracking.stop()

@@ -17,7 +17,8 @@ from handtrack.models_onnx import shipped
 
 from .worker import TrackingSettings
 
-OPEN_FILE = "Open recording or folder…"
+OPEN_FILE = "Open recording…"
+OPEN_FOLDER = "Open dataset folder…"
 OPEN_MODEL = "Open .onnx…"
 RECORDING_FILTER = "Recordings (*.mcap *.bag *.db3 *.oni);;All files (*)"
 
@@ -35,6 +36,7 @@ class ControlPanel(QtWidgets.QWidget):
     def __init__(self, settings: TrackingSettings, source: str, parent=None):
         super().__init__(parent)
         self._settings = settings
+        self._source = source
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._source_box(source))
@@ -77,20 +79,26 @@ class ControlPanel(QtWidgets.QWidget):
         if current and self.source_combo.findData(current) < 0:
             self.source_combo.addItem(Path(current).name if Path(current).exists() else current, current)
         self.source_combo.addItem(OPEN_FILE, OPEN_FILE)
+        self.source_combo.addItem(OPEN_FOLDER, OPEN_FOLDER)
         self.source_combo.setCurrentIndex(max(0, self.source_combo.findData(current)))
 
     def choose_source(self, spec: str) -> None:
         """Select `spec` in the picker (adding it if new) and ask for it, as if the user had picked it."""
         if self.source_combo.findData(spec) < 0:
-            self.source_combo.insertItem(self.source_combo.count() - 1, Path(spec).name, spec)
+            self.source_combo.insertItem(self.source_combo.findData(OPEN_FILE), Path(spec).name, spec)
         self.source_combo.setCurrentIndex(self.source_combo.findData(spec))
+        self._source = spec
         self.sourceChosen.emit(spec)
 
     def _source_activated(self, index: int) -> None:
         spec = self.source_combo.itemData(index)
-        if spec == OPEN_FILE:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a recording", "", RECORDING_FILTER)
-            if not path:
+        if spec in (OPEN_FILE, OPEN_FOLDER):
+            if spec == OPEN_FILE:
+                path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a recording", "", RECORDING_FILTER)
+            else:
+                path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a dataset folder (NYU, ICVL, MSRA, PNGs)")
+            if not path:  # cancelled: show the source that is still being tracked
+                self.source_combo.setCurrentIndex(max(0, self.source_combo.findData(self._source)))
                 return
             spec = path
         self.choose_source(spec)

@@ -64,12 +64,14 @@ def make_app():
 
 
 def open_window(source, settings, size: str = "1500x950", record_dir: Path = Path("recordings")):
-    """A started worker on `source` (a spec or a FrameSource) and its shown main window."""
+    """Tracking started on `source` (a spec, or a picklable function returning a FrameSource) in its own process,
+    and the main window showing it."""
     from .window import MainWindow
-    from .worker import TrackingWorker
+    from .tracking_process import TrackingProcess
 
-    worker = TrackingWorker(source, settings).start()
-    window = MainWindow(worker, source if isinstance(source, str) else source.name, record_dir)
+    tracking = TrackingProcess(source, settings).start()
+    window = MainWindow(tracking, source if isinstance(source, str) else getattr(source, "__name__", "custom"),
+                        record_dir)
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
@@ -88,7 +90,8 @@ def take_screenshot(app, window, path: Path, frames: int, timeout_s: float = SCR
     captured_a = stopped = False
     while time.monotonic() < end and window.shown_seq < frames:
         app.processEvents()
-        stopped = worker.source_state in ("failed", "finished") or (worker.source is None and worker.error)
+        stopped = worker.source_state in ("failed", "finished") or (worker.status["source_name"] is None
+                                                                      and worker.error is not None)
         if stopped:
             break  # no more frames will come
         if not captured_a and window.shown_seq >= frames // 2:
@@ -102,7 +105,7 @@ def take_screenshot(app, window, path: Path, frames: int, timeout_s: float = SCR
     if snap is not None:
         window.synthesis.show_result(snap.result, snap.frame.intrinsics, snap.cube_mm, snap.model)
     window.walk.show_at(0.5)
-    window.latency.show_latencies(list(worker.latencies))
+    window.latency.show_latencies(worker.status["latencies"])
     window.confidence.show_result(snap.result if snap is not None else None)
     window.show_status()
     for _ in range(10):  # let every widget paint

@@ -1,7 +1,8 @@
 """The main window: live depth and 3D view on top, synthesized depth and the latent walk below, controls and
 status plots at the side, source state and FPS in the status bar.
 
-The display is pulled, never pushed: a timer reads the worker's newest snapshot and redraws only what changed.
+Tracking runs in its own process (tracking_process.py). The display is pulled, never pushed: a timer takes the
+newest snapshot the tracking process sent and redraws only what changed.
 Depth and 3D views follow every new frame (up to the timer's rate); the synthesized depth, the walk and the plots
 refresh at lower rates of their own, which keeps the GUI thread's share of the CPU small so tracking keeps its
 throughput.
@@ -20,12 +21,13 @@ from .plots import ConfidencePlot, LatencyPlot
 from .synthesis_panels import LatentWalkPanel, SynthesisModels, SynthesisPanel
 from .view3d import HandView3D
 from .widgets import ImageWidget
-from .worker import Rate, Snapshot, TrackingWorker
+from .tracking_process import TrackingProcess
+from .worker import Rate, Snapshot
 
 DISPLAY_INTERVAL_MS = 30   # the display timer: up to 33 redraws/s, enough for 30 FPS sources, no more
-SYNTHESIS_PERIOD_S = 1 / 15
+SYNTHESIS_PERIOD_S = 1 / 8
 WALK_PERIOD_S = 1 / 20
-PLOTS_PERIOD_S = 1 / 8
+PLOTS_PERIOD_S = 1 / 5
 STATUS_PERIOD_S = 1 / 4
 STATE_COLOURS = {"connected": "#66bb6a", "lost": "#ef5350", "reconnecting": "#ffa726", "failed": "#ef5350",
                  "finished": "#90a4ae"}
@@ -45,8 +47,8 @@ class Every:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, worker: TrackingWorker, source: str, record_dir: Path = Path("recordings")):
-        """`source`: the spec the worker was started with, for the source picker."""
+    def __init__(self, worker: TrackingProcess, source: str, record_dir: Path = Path("recordings")):
+        """`source`: the spec the tracking was started with, for the source picker."""
         super().__init__()
         self.setWindowTitle("handtrack")
         self.worker = worker
@@ -122,6 +124,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self) -> None:
         now = time.monotonic()
         self.tick_rate.tick(now)
+        self.worker.poll()
         snap = self.worker.latest
         if snap is not None and snap.seq != self.shown_seq:
             self.shown_seq, self.snapshot = snap.seq, snap
@@ -133,7 +136,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._walk.due(now):
             self.walk.animate(now)
         if self._plots.due(now):
-            self.latency.show_latencies(list(self.worker.latencies))
+            self.latency.show_latencies(self.worker.status["latencies"])
             self.confidence.show_result(snap.result if snap is not None else None)
         if self._status.due(now):
             self.show_status()
@@ -148,29 +151,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.show_frame(frame.depth_mm, K, snap.result, snap.cube_mm)
 
     def show_status(self) -> None:
-        w = self.worker
+        w, st = self.worker, self.worker.status
         state, why = w.source_state, w.source_error
-        text = f"{w.source.name if w.source else 'no source'}: {state}" + (f" ({why})" if why else "")
+        text = f"{st['source_name'] or 'no source'}: {state}" + (f" ({why})" if why else "")
         if w.error:
             text += f"  |  {w.error}"
             state = "failed"
         self.state_label.setText(text)
         self.state_label.setStyleSheet(f"color: {STATE_COLOURS.get(state, '#e0e0e0')}")
-        self.fps_label.setText(f"capture {w.capture_rate.per_second():.0f} FPS   tracking "
-                               f"{w.tracking_rate.per_second():.0f} FPS   display {self.display_rate.per_second():.0f} "
-                               f"FPS")
+        self.fps_label.setText(f"capture {st['capture_fps']:.0f} FPS   tracking {st['tracking_fps']:.0f} FPS   "
+                               f"display {self.display_rate.per_second():.0f} FPS")
         self._show_recording()
 
     def _show_recording(self) -> None:
-        recorder = self.worker.recorder
-        if recorder is not None:
-            st = recorder.stats
-            text = (f"recording {self.worker.record_path.name}\n{st['seconds']:.1f} s, {st['frames']} frames, "
+        status = self.worker.status
+        if status["recording"] and status["record_live"] is not None:
+            st = status["record_live"]
+            text = (f"recording {status['record_path'].name}\n{st['seconds']:.1f} s, {st['frames']} frames, "
                     f"{st['bytes'] / 1e6:.1f} MB" + (f", {st['dropped']} dropped" if st.get("dropped") else ""))
             self.controls.set_recording(True, text)
-        elif self.worker.record_stats is not None:
-            st = self.worker.record_stats
-            self.controls.set_recording(False, f"saved {self.worker.record_path}\n{st['frames']} frames, "
+        elif status["record_stats"] is not None:
+            st = status["record_stats"]
+            self.controls.set_recording(False, f"saved {status['record_path']}\n{st['frames']} frames, "
                                                f"{st['bytes'] / 1e6:.1f} MB")
         else:
             self.controls.set_recording(False, "not recording")

@@ -1,16 +1,17 @@
-"""The tracking worker: reads the source and runs the tracker on a plain thread, off the GUI thread.
+"""The tracking worker: reads the source and runs the tracker (and the recorder) on a plain thread.
 
-The GUI never waits on it. The worker publishes each tracked frame as an immutable `Snapshot` in one slot
-(`latest`), replacing the previous one; the display pulls the newest snapshot on its own timer, so a slow display
-shows fewer frames but never delays tracking, and tracking never queues work for the display.
+In the GUI it runs inside the tracking process (tracking_process.py), which relays the GUI's requests and sends
+the snapshots on; tests and benchmarks drive it directly. It publishes each tracked frame as an immutable
+`Snapshot` in one slot (`latest`), replacing the previous one: a reader that is slower than the tracker sees fewer
+frames, never older ones, and the tracker never waits for it.
 
-Requests from the GUI (another source, other tracker settings, start or stop recording) are posted with the
-`set_*` / `*_recording` methods and applied by the worker between two frames, so the source, the tracker and the
-recording writer are only ever touched by the worker thread. Opening a camera can take seconds: that happens here
-too, never in the GUI thread. Every failure (no such device, a lost camera, a full disk while recording) ends up
-as one line in `error` or in the source's own `state` / `error`, never as an exception in the GUI.
+Requests (another source, other tracker settings, start or stop recording) are posted with the `set_*` /
+`*_recording` methods and applied by the worker between two frames, so the source, the tracker and the recording
+writer are only ever touched by the worker's thread. Opening a camera can take seconds: that happens on this
+thread too. Every failure (no such device, a model that does not load, a lost camera, a full disk while
+recording) ends up as one line in `error` or in the source's own `state` / `error`, never as an exception.
 
-No Qt here: the worker is plain Python, tested and benchmarked without a window.
+No Qt here: the worker is plain Python.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Union
 
 import numpy as np
 
@@ -28,6 +30,9 @@ from handtrack.inference.sources import EndOfStream, FrameSource, SourceTimeout,
 from handtrack.inference.tracker import HandResult, HandTracker, TrackerOptions
 
 LATENCY_HISTORY = 300  # frames of per-stage latency kept for the plot
+# What names a source: a spec for open_source, a FrameSource, or a function that returns one (picklable, so a
+# source can be named for another process).
+SourceSpec = Union[str, FrameSource, Callable[..., FrameSource]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ def mask_depth_range(frame: DepthFrame, near_mm: float, far_mm: float) -> DepthF
 class TrackingWorker:
     """Source -> tracker (-> recording) on a background thread; see the module docstring."""
 
-    def __init__(self, source: str | FrameSource | None = "demo", settings: TrackingSettings = TrackingSettings(),
+    def __init__(self, source: SourceSpec | None = "demo", settings: TrackingSettings = TrackingSettings(),
                  source_options: dict | None = None):
         self.latest: Snapshot | None = None
         self._errors: dict[str, str] = {}       # the worker's own errors by what failed: source, model, recording
@@ -121,8 +126,9 @@ class TrackingWorker:
         self.set_settings(settings)
 
     # --- requests from the GUI thread (applied by the worker between frames) ----------------------------------
-    def set_source(self, source: str | FrameSource, **options) -> None:
-        """Switch to another source: a spec for open_source ("demo", "realsense:SERIAL", a file) or a FrameSource."""
+    def set_source(self, source: SourceSpec, **options) -> None:
+        """Switch to another source: a spec for open_source ("demo", "realsense:SERIAL", a file), a FrameSource,
+        or a function that makes one."""
         self._post("source", (source, options))
 
     def set_settings(self, settings: TrackingSettings) -> None:
@@ -236,13 +242,18 @@ class TrackingWorker:
             if pending["record"] is not None:
                 self._open_recording(pending["record"])
 
-    def _open(self, spec: str | FrameSource, options: dict) -> None:
+    def _open(self, spec: SourceSpec, options: dict) -> None:
         self._close_recording()  # a recording belongs to one source
         self._close_source()
         self.latest = None
         self._errors.pop("source", None)
         try:
-            source = spec if isinstance(spec, FrameSource) else open_source(spec, **options)
+            if isinstance(spec, FrameSource):
+                source = spec
+            elif callable(spec):
+                source = spec(**options)
+            else:
+                source = open_source(spec, **options)
             source.connect()
         except HandtrackError as exc:
             self._errors["source"] = f"cannot open {spec}: {exc}"
