@@ -11,21 +11,30 @@ import numpy as np
 
 from handtrack.inference.camera import Intrinsics, project
 from handtrack.inference.crop import crop_window, denormalise_joints
-from handtrack.inference.draw import colorize_depth, draw_cube, draw_skeleton
+from handtrack.inference.draw import colorize_depth, draw_cube, draw_points, draw_skeleton
 from handtrack.inference.tracker import HandResult
 
 NO_SURFACE = 0.99  # normalised depth at or beyond this is the background (+1)
 
 
 def depth_view(depth_mm: np.ndarray, K: Intrinsics, result: HandResult | None, cube_mm: float,
-               near_mm: float, far_mm: float) -> np.ndarray:
+               near_mm: float, far_mm: float, truth_mm: np.ndarray | None = None) -> np.ndarray:
     """The live depth (turbo colour map over the depth range, missing = black) with the crop cube's outline and
-    the 2D skeleton coloured per finger."""
+    the 2D skeleton coloured per finger; `truth_mm` (the demo's ground-truth joints) as small white dots."""
     img = colorize_depth(depth_mm, near_mm, far_mm)
     if result is not None and result.present and result.uv is not None:
         draw_cube(img, result.centre_mm, cube_mm, K, color=(255, 255, 255))
         draw_skeleton(img, result.uv, radius=4, thickness=2)
+    if truth_mm is not None:
+        draw_points(img, project(truth_mm, K), color=(255, 255, 255), radius=2)
     return img
+
+
+def ground_truth(frame) -> np.ndarray | None:
+    """The frame's canonical 21 ground-truth joints (the demo source has them), or None."""
+    if frame.joint_set == "canonical21" and frame.joints_xyz is not None:
+        return np.asarray(frame.joints_xyz, dtype=np.float64)
+    return None
 
 
 def colorize_crop(norm: np.ndarray) -> np.ndarray:

@@ -13,10 +13,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .controls import ControlPanel
-from .images import depth_view, placeholder
+from .images import depth_view, ground_truth, placeholder
 from .plots import ConfidencePlot, LatencyPlot
 from .synthesis_panels import LatentWalkPanel, SynthesisModels, SynthesisPanel
 from .view3d import HandView3D
@@ -144,10 +145,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_frame(self, snap: Snapshot) -> None:
         s, frame = self.worker.settings, snap.frame
         K = frame.intrinsics
-        img = depth_view(frame.depth_mm, K, snap.result, snap.cube_mm, s.near_mm, s.far_mm)
+        truth = ground_truth(frame)
+        img = depth_view(frame.depth_mm, K, snap.result, snap.cube_mm, s.near_mm, s.far_mm, truth)
         source = frame.meta.get("source", "") if isinstance(frame.meta, dict) else ""
-        self.depth.set_image(img, f"depth: {source} {K.width}x{K.height}, {s.near_mm:.0f}-{s.far_mm:.0f} mm; "
-                                  f"crop cube {snap.cube_mm:.0f} mm")
+        caption = f"depth: {source} {K.width}x{K.height}, {s.near_mm:.0f}-{s.far_mm:.0f} mm; crop cube " \
+                  f"{snap.cube_mm:.0f} mm"
+        if truth is not None and snap.result.joints_mm is not None:
+            error = np.linalg.norm(snap.result.joints_mm - truth, axis=-1).mean()
+            caption += f"; ground truth (white dots): mean joint error {error:.0f} mm"
+        self.depth.set_image(img, caption)
         self.view3d.show_frame(frame.depth_mm, K, snap.result, snap.cube_mm)
 
     def show_status(self) -> None:
