@@ -56,7 +56,8 @@ def make_app():
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
                 and os.environ.get("QT_QPA_PLATFORM", "") in ("", "xcb"):
-            raise HandtrackError("no display: run it on a desktop, or headless under `xvfb-run -a handtrack-gui ...`")
+            raise HandtrackError("no display (DISPLAY is not set): run it on a desktop, or headless with `xvfb-run -a` "
+                                 "in front of the command")
         # pyqtgraph compiles its shaders once per process: every GL view must share the one context they live in.
         QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
         app = QtWidgets.QApplication(["handtrack-gui"])
@@ -146,9 +147,11 @@ def run(args: argparse.Namespace) -> int:
             take_screenshot(app, window, args.screenshot, args.frames)
             print(f"saved {args.screenshot} after {window.shown_seq} frames")
             return 0
-        # Ctrl-C in the terminal closes the window (Python only sees the signal while it runs, hence the timer).
-        signal.signal(signal.SIGINT, lambda *_: window.close())
         from PySide6 import QtCore
+
+        # Ctrl-C in the terminal closes the window, from the event loop (Python only sees the signal while it runs
+        # bytecode, hence the keep-alive timer).
+        signal.signal(signal.SIGINT, lambda *_: QtCore.QTimer.singleShot(0, window.close))
         keepalive = QtCore.QTimer(interval=200)
         keepalive.timeout.connect(lambda: None)
         keepalive.start()

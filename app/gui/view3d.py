@@ -83,6 +83,11 @@ class GLWindow(GLViewMixin, QOpenGLWindow):
     def devicePixelRatioF(self) -> float:  # noqa: N802 - the QWidget name the mixin calls
         return float(self.devicePixelRatio())
 
+    def paintGL(self) -> None:  # noqa: N802 - Qt's name
+        # A repaint can still be due while the window closes and its GL context goes away: nothing to draw then.
+        if self.context() is not None and QtGui.QOpenGLContext.currentContext() is not None:
+            super().paintGL()
+
 
 class HandScene(GLWindow):
     """The 3D scene; shown inside a HandView3D."""
