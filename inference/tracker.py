@@ -6,9 +6,10 @@
         ...
 
 Per frame: decode (validate the depth, NaN/inf -> missing) -> localise (depth slicing, or the previous palm
-as seed) -> crop (the one crop code training uses) -> infer (ONNX pose model; `refine_passes` more passes
-re-centred on the predicted palm, because the model was trained on palm-centred crops and the localiser
-finds the centre of the hand's mass) -> post (back to camera mm, confidence, presence, One Euro filtering).
+as seed; then the model's centre refiner moves the centre of mass, which the forearm pulls down the arm, onto
+the palm, because the pose model was trained on palm-centred crops) -> crop (the one crop code training uses)
+-> infer (ONNX pose model; optionally `refine_passes` more passes re-centred on the predicted palm, the
+fallback for models without a refiner) -> post (back to camera mm, confidence, presence, One Euro filtering).
 
 Frames the tracker cannot read (empty, wrong shape or dtype, depth that looks like metres) are skipped with a
 counted reason in `stats` and a result whose `skipped` says why; they never raise. numpy, opencv and
@@ -41,7 +42,8 @@ METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (o
 class TrackerOptions:
     model: str = "crossingnets"           # a shipped model name or a .onnx path (the pose model)
     threads: int = 1                      # onnxruntime intra-op threads
-    refine_passes: int = 1                # extra pose passes re-centred on the predicted palm
+    refine_passes: int = 0                # extra pose passes re-centred on the predicted palm (docs/results.md:
+                                          # with the centre refiner one more pass gains ~1 mm for 0.9 ms)
     centre_refine: bool = True            # move the localiser's centre onto the palm with the model's centre
                                           # refiner (<model>_centre.onnx), where one is shipped beside it
     smoothing: OneEuroOptions | None = OneEuroOptions()  # None: raw joints

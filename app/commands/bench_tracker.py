@@ -72,21 +72,35 @@ def bench_one(model: str, threads: int, frames: list, n: int) -> dict:
             "present_fraction": round(present / n, 3), "stages": _summary(latencies)}
 
 
-def headless_peak_rss(source: str, model: str, frames: int) -> dict:
-    """Peak RSS of a headless tracker: `handtrack --stream` as its own process, stdout discarded.
+# Runs `handtrack` in a fresh interpreter and prints its VmHWM (peak resident memory of this process image) at
+# exit. ru_maxrss of a child would not do: Linux carries the parent's RSS at fork into it, and this benchmark
+# holds every frame set in memory.
+_PEAK_RSS_CHILD = """
+import atexit, sys
+def _report():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            print('VmHWM_kB', line.split()[1], file=sys.stderr)
+atexit.register(_report)
+from handtrack.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
-    A child process, because this benchmark's own memory holds every frame set; its peak is read from the
-    kernel's accounting of waited-for children (the largest child so far: run the sources in rising order)."""
+
+def headless_peak_rss(source: str, model: str, frames: int) -> dict:
+    """Peak RSS of a headless tracker: `handtrack --stream` as its own process, stdout discarded."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "handtrack.app.cli", "stream", "--source", source, "--model", model,
-           "--frames", str(frames), "--unpaced", "--threads", "1"]
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
-    if done.returncode != 0:
-        return {"source": source, "error": done.stderr.strip().splitlines()[-1:]}
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"source": source, "max_frames": frames, "peak_rss_mb": round(peak, 1), "command": " ".join(cmd[1:])}
+    argv = ["stream", "--source", source, "--model", model, "--frames", str(frames), "--unpaced", "--threads", "1"]
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, *argv], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=600)
+    lines = done.stderr.strip().splitlines()
+    peak = [int(line.split()[1]) for line in lines if line.startswith("VmHWM_kB")]
+    if done.returncode != 0 or not peak:
+        return {"source": source, "error": [line for line in lines if not line.startswith("VmHWM_kB")][-1:]}
+    return {"source": source, "max_frames": frames, "peak_rss_mb": round(peak[0] / 1024, 1),
+            "command": "handtrack " + " ".join(argv)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ def add_tracker(targets) -> None:
                                        "labelled palm, 14-joint error) and on every SR305 frame (hand found on the "
                                        "annotated palm, presence, plausibility). Each frame is tracked from scratch.")
     p.add_argument("--model", default="crossingnets", help="a shipped model name or a *_pose.onnx path")
-    p.add_argument("--refine-passes", type=int, default=1, help="extra pose passes re-centred on the predicted palm")
+    p.add_argument("--refine-passes", type=int, default=0, help="extra pose passes re-centred on the predicted palm")
     p.add_argument("--no-centre-refine", action="store_true", help="use the localiser's centre as it is")
     p.add_argument("--demo-frames", type=int, default=200, help="demo frames scored against their ground truth")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
