@@ -141,7 +141,9 @@ def test_left_hand_by_mirroring(nyu_frame):
         with_depth(nyu_frame, nyu_frame.depth_mm[:, ::-1].copy(), mirrored_K))
     assert left.present and left.handedness == "left"
     expected = right.joints_mm * np.array([-1.0, 1.0, 1.0])
-    assert np.abs(left.joints_mm - expected).max() < 8.0
+    # Not exact: the localiser samples every 4th pixel, and the mirrored image puts other pixels on that grid,
+    # so the two crops are centred a few mm apart. A wrong mirror would be off by the hand's width (~100 mm).
+    assert np.abs(left.joints_mm - expected).max() < 12.0
 
 
 def test_one_euro_filter_smooths_jitter_and_follows_motion():
