@@ -44,14 +44,14 @@ def _measure(app, tracking, window, warmup: float, seconds: float) -> dict:
         if app is None:
             end = time.monotonic() + s
             while time.monotonic() < end:
-                tracking.poll(wait=0.05)
+                tracking.poll(wait=0.05, take_snapshots=False)  # headless: statuses only, no frames
             return
         from PySide6 import QtCore
         QtCore.QTimer.singleShot(int(s * 1000), lambda: app.exit(0))  # quit() would close the window
         app.exec()
 
     def counts() -> tuple[float, int, int]:
-        tracking.poll(wait=0.3)  # a fresh status (sent every 0.1 s)
+        tracking.poll(wait=0.3, take_snapshots=window is not None)  # a fresh status (sent every 0.1 s)
         st = tracking.status
         return time.perf_counter(), st["tracked"], st["source_stats"].get("captured", 0)
 

@@ -166,8 +166,9 @@ class TrackingProcess:
             self._local_errors["process"] = f"the tracking process is gone ({exc})"
 
     # --- what it reports --------------------------------------------------------------------------------------
-    def poll(self, wait: float = 0.0) -> bool:
-        """Read everything the child sent; True if a new snapshot arrived. Never blocks longer than `wait`."""
+    def poll(self, wait: float = 0.0, take_snapshots: bool = True) -> bool:
+        """Read everything the child sent; True if a new snapshot arrived. Never blocks longer than `wait`.
+        With take_snapshots=False the child is not asked for the next snapshot (status only: a headless reader)."""
         if self._conn is None or self._conn.closed:
             return False
         fresh = False
@@ -181,7 +182,7 @@ class TrackingProcess:
                     self.status = payload
         except (EOFError, OSError):
             pass
-        if fresh:
+        if fresh and take_snapshots:
             try:
                 self._conn.send(("ack",))
             except (OSError, ValueError):
