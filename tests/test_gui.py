@@ -67,9 +67,15 @@ def open_gui(qtbot, tmp_path):
         return window
 
     yield make
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     for w in windows:
         w.close()
         assert not w.worker.running  # closing the window ends the tracking process
+        # Delete it now, while the application and its GL context exist: a window left to the interpreter's exit
+        # is destroyed after Qt has shut down, and its OpenGL view segfaults there.
+        w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def wait_frames(qtbot, window, n: int, timeout_ms: int = 30000) -> None:
