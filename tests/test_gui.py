@@ -89,6 +89,8 @@ def colour_near(img: np.ndarray, bgr, tol: int = 40) -> int:
 
 
 def test_app_on_the_demo_shows_depth_skeleton_3d_and_synthesized_depth(qtbot, open_gui):
+    from PySide6 import QtCore
+
     from handtrack.inference import skeleton
 
     window = open_gui("demo")
@@ -105,6 +107,13 @@ def test_app_on_the_demo_shows_depth_skeleton_3d_and_synthesized_depth(qtbot, op
     rendered = window.view3d.rendered_image()
     assert rendered.shape[0] > 100 and (rendered[..., :3].std(axis=(0, 1)) > 5).all()
     assert window.synthesis.synthesized.image().any() and window.synthesis.difference.image().any()
+    # Dragging orbits the 3D view around the hand.
+    view, azimuth = window.view3d, window.view3d.scene.opts["azimuth"]
+    centre = view.rect().center()
+    qtbot.mousePress(view, _left(), pos=centre)
+    qtbot.mouseMove(view, centre + QtCore.QPoint(60, 0))
+    qtbot.mouseRelease(view, _left(), pos=centre + QtCore.QPoint(60, 0))
+    assert window.view3d.scene.opts["azimuth"] != azimuth
     window.show_status()
     assert "connected" in window.state_label.text()
     assert "tracking" in window.fps_label.text() and window.worker.status["tracking_fps"] > 0
@@ -262,7 +271,7 @@ def test_screenshot_command_saves_the_whole_window(tmp_path):
 
     img = cv2.imread(str(out))
     assert img.shape[0] >= 850 and img.shape[1] >= 1300  # the window, at least as large as asked
-    # The 3D view's own GL rendering is in the picture (it lives in a native window that grab() cannot read).
+    # The 3D view's GL rendering is in the picture.
     from handtrack.inference import skeleton
     assert colour_near(img, skeleton.FINGER_COLORS_BGR["middle"], 20) > 100
 

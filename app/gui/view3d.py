@@ -1,14 +1,17 @@
 """The 3D view (pyqtgraph OpenGL): the hand's point cloud from the crop cube, the 3D skeleton coloured per finger,
-the cube, and the camera's frustum. Orbit with the left mouse button, zoom with the wheel, pan with the middle.
+the cube, and the camera's frustum. Orbit with the left mouse button, zoom with the wheel, pan with the middle
+button (or Ctrl + left).
 
 Scene units are metres. The camera frame (OpenCV: x right, y down, z forward) is turned into the view's z-up
 world as (x, z, -y), so "up" on screen is up in the camera image and the camera looks along the view's +y.
 
-The view is pyqtgraph's GL view on a QOpenGLWindow inside a window container rather than its QOpenGLWidget: a
-QOpenGLWidget makes Qt compose the whole main window through OpenGL on every repaint, which with a software
-renderer (llvmpipe: Xvfb, remote desktops, machines without a GPU driver) cost about half a CPU core and held the
-display below 30 FPS (measured: 0.92 cores at 24 FPS with the 3D view static, 0.46 cores at 30 FPS without it).
-In its own native window only the 3D view's pixels go through OpenGL.
+pyqtgraph's GL view renders here into an offscreen framebuffer, and an ordinary raster widget shows the picture.
+Its usual QOpenGLWidget makes Qt compose the whole main window through OpenGL on every repaint, which with a
+software renderer (Mesa llvmpipe: Xvfb, remote desktops, machines without a GPU driver) cost about half a CPU core
+and held the display below 30 FPS (measured: 0.92 cores at 24 FPS with the 3D view static, 0.46 cores at 30 FPS
+without it). A native GL window in a container avoided that but crashed at exit (the container and Python's
+garbage collector each freed the GL window); offscreen, only the 3D view's own pixels go through OpenGL and Qt
+owns nothing twice.
 """
 from __future__ import annotations
 
@@ -16,12 +19,13 @@ import numpy as np
 import pyqtgraph.opengl as gl
 from OpenGL import GL
 from PySide6 import QtCore, QtGui, QtWidgets
-from PySide6.QtOpenGL import QOpenGLWindow
+from PySide6.QtOpenGL import QOpenGLFramebufferObject
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 
 from handtrack.inference import skeleton
 from handtrack.inference.camera import Intrinsics, deproject
 from handtrack.inference.draw import CUBE_EDGES, cube_corners
+from handtrack.inference.errors import HandtrackError
 from handtrack.inference.tracker import HandResult
 
 POINT_STRIDE = 2          # every 2nd pixel in u and v: the cloud keeps its shape at a quarter of the points
@@ -79,20 +83,71 @@ def frustum_segments(K: Intrinsics, depth_mm: float = FRUSTUM_DEPTH_MM) -> np.nd
     return np.array(segments)
 
 
-class GLWindow(GLViewMixin, QOpenGLWindow):
-    """pyqtgraph's GL view (items, camera, mouse control) on a QOpenGLWindow."""
+class OffscreenGLView(GLViewMixin, QtCore.QObject):
+    """pyqtgraph's GL view (items, camera, mouse control) drawing into a framebuffer object: render(size) -> QImage.
+    It provides what the view mixin asks of a QOpenGLWidget: a context, its size, update()."""
 
-    def devicePixelRatioF(self) -> float:  # noqa: N802 - the QWidget name the mixin calls
-        return float(self.devicePixelRatio())
+    def __init__(self):
+        super().__init__()
+        fmt = QtGui.QSurfaceFormat.defaultFormat()
+        self._surface = QtGui.QOffscreenSurface()
+        self._surface.setFormat(fmt)
+        self._surface.create()
+        self._context = QtGui.QOpenGLContext()
+        self._context.setFormat(fmt)
+        share = QtGui.QOpenGLContext.globalShareContext()  # where pyqtgraph's compiled shaders live
+        if share is not None:
+            self._context.setShareContext(share)
+        if not self._context.create() or not self._context.makeCurrent(self._surface):
+            raise HandtrackError("no OpenGL context for the 3D view (is Mesa's libgl1-mesa-dri installed?)")
+        self._size = QtCore.QSize(640, 480)
+        self._fbo: QOpenGLFramebufferObject | None = None
+        self._initialized = False
+        self.dirty = True
 
-    def paintGL(self) -> None:  # noqa: N802 - Qt's name
-        # A repaint can still be due while the window closes and its GL context goes away: nothing to draw then.
-        if self.context() is not None and QtGui.QOpenGLContext.currentContext() is not None:
-            super().paintGL()
+    # --- what GLViewMixin calls on its widget -----------------------------------------------------------------
+    def context(self) -> QtGui.QOpenGLContext:
+        return self._context
+
+    def isValid(self) -> bool:  # noqa: N802 - the QOpenGLWidget name the mixin calls
+        return self._context.isValid()
+
+    def makeCurrent(self) -> None:  # noqa: N802
+        self._context.makeCurrent(self._surface)
+
+    def width(self) -> int:
+        return self._size.width()
+
+    def height(self) -> int:
+        return self._size.height()
+
+    def devicePixelRatioF(self) -> float:  # noqa: N802
+        return 1.0
+
+    def update(self) -> None:
+        self.dirty = True  # the widget showing this view renders it again on its next paint
+
+    # --- rendering --------------------------------------------------------------------------------------------
+    def render(self, size: QtCore.QSize) -> QtGui.QImage:
+        """The scene drawn at `size` pixels."""
+        self.makeCurrent()
+        if not self._initialized:
+            self.initializeGL()
+            self._initialized = True
+        if self._fbo is None or self._fbo.size() != size:
+            self._size = QtCore.QSize(size)
+            self._fbo = QOpenGLFramebufferObject(size, QOpenGLFramebufferObject.Attachment.CombinedDepthStencil)
+        self._fbo.bind()
+        GL.glViewport(0, 0, size.width(), size.height())
+        self.paint(region=(0, 0, size.width(), size.height()), viewport=(0, 0, size.width(), size.height()))
+        image = self._fbo.toImage()
+        self._fbo.release()
+        self.dirty = False
+        return image
 
 
-class HandScene(GLWindow):
-    """The 3D scene; shown inside a HandView3D."""
+class HandScene(OffscreenGLView):
+    """The 3D scene; shown by a HandView3D."""
 
     def __init__(self):
         super().__init__()
@@ -150,38 +205,53 @@ class HandScene(GLWindow):
         self.opts["center"] = QtGui.QVector3D(*map(float, self._centre))
         self.update()
 
-    def grab_image(self) -> QtGui.QImage:
-        """The scene rendered now, as a QImage."""
-        return self.grabFramebuffer()
-
-    def rendered_image(self) -> np.ndarray:
-        """The view as last drawn, (H, W, 4) RGBA uint8 (for tests and the screenshot check)."""
-        img = self.grab_image().convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
-        arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes())
-        return arr.reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()].copy()
-
 
 class HandView3D(QtWidgets.QWidget):
-    """The 3D view as a widget: the HandScene's window in a container (see the module docstring)."""
+    """The 3D view as a widget: paints the HandScene's offscreen rendering and passes the mouse on to its camera."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.scene = HandScene()
-        self.container = QtWidgets.QWidget.createWindowContainer(self.scene, self)
-        self.container.setMinimumSize(240, 180)
-        self.container.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.container)
+        self._image: QtGui.QImage | None = None
+        self.setMinimumSize(240, 180)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
 
     def show_frame(self, depth_mm: np.ndarray, K: Intrinsics, result: HandResult | None, cube_mm: float) -> None:
         self.scene.show_frame(depth_mm, K, result, cube_mm)
-
-    def rendered_image(self) -> np.ndarray:
-        return self.scene.rendered_image()
+        self.update()
 
     def grab_image(self) -> QtGui.QImage:
-        return self.scene.grab_image()
+        """The scene rendered now at the widget's size."""
+        return self.scene.render(self.size())
+
+    def rendered_image(self) -> np.ndarray:
+        """The scene rendered now, (H, W, 4) RGBA uint8 (for tests)."""
+        img = self.grab_image().convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+        arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes())
+        return arr.reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()].copy()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._image is None or self.scene.dirty or self._image.size() != self.size():
+            self._image = self.grab_image()
+        painter = QtGui.QPainter(self)
+        painter.drawImage(0, 0, self._image)
+        painter.end()
+
+    # The view mixin's own mouse handling (orbit, pan, zoom), with a repaint after each change.
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self.scene.mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        self.scene.mouseMoveEvent(event)
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self.scene.mouseReleaseEvent(event)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        self.scene.wheelEvent(event)
+        self.update()
 
 
 def _depth_colours(pts_view: np.ndarray) -> np.ndarray:

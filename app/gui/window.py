@@ -212,14 +212,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return ok
 
     def screenshot(self) -> QtGui.QPixmap:
-        """The whole window as shown. The 3D view lives in a native GL window that QWidget.grab() cannot read,
-        so its own rendering is painted in where it sits."""
-        shot = self.grab()
-        painter = QtGui.QPainter(shot)
-        container = self.view3d.container
-        painter.drawImage(container.mapTo(self, QtCore.QPoint(0, 0)), self.view3d.grab_image())
-        painter.end()
-        return shot
+        """The whole window as shown."""
+        return self.grab()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
