@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,7 @@ def _die_with_parent() -> None:
 
 @pytest.fixture
 def open_gui(qtbot, tmp_path):
-    """open_gui(source) -> a shown main window tracking `source`; closed (worker stopped) after the test."""
+    """open_gui(source) -> a shown main window tracking `source`; closed (its tracking process stopped) after the test."""
     from handtrack.app.gui.main import open_window
     from handtrack.app.gui.worker import TrackingSettings
 
@@ -71,7 +70,7 @@ def open_gui(qtbot, tmp_path):
 
     for w in windows:
         w.close()
-        assert not w.worker.running  # closing the window ends the tracking process
+        assert not w.tracking.running  # closing the window ends the tracking process
         # Delete it now, while the application and its GL context exist: a window left to the interpreter's exit
         # is destroyed after Qt has shut down, and its OpenGL view segfaults there.
         w.deleteLater()
@@ -116,7 +115,7 @@ def test_app_on_the_demo_shows_depth_skeleton_3d_and_synthesized_depth(qtbot, op
     assert window.view3d.scene.opts["azimuth"] != azimuth
     window.show_status()
     assert "connected" in window.state_label.text()
-    assert "tracking" in window.fps_label.text() and window.worker.status["tracking_fps"] > 0
+    assert "tracking" in window.fps_label.text() and window.tracking.status["tracking_fps"] > 0
 
 
 def test_latent_walk_captures_two_poses_and_animates_between_them(qtbot, open_gui):
@@ -157,9 +156,9 @@ def test_switching_source_and_model_and_a_bad_model_is_reported(qtbot, open_gui,
     window = open_gui("demo")
     wait_frames(qtbot, window, 3)
     window.controls.choose_source(str(session))
-    qtbot.waitUntil(lambda: window.worker.status["source_name"] not in (None, "demo")
+    qtbot.waitUntil(lambda: window.tracking.status["source_name"] not in (None, "demo")
                     and window.snapshot is not None and window.snapshot.frame.frame_id != "", timeout=20000)
-    qtbot.waitUntil(lambda: window.worker.source_state == "finished", timeout=20000)
+    qtbot.waitUntil(lambda: window.tracking.source_state == "finished", timeout=20000)
     window.show_status()
     assert "finished" in window.state_label.text()
 
@@ -175,12 +174,12 @@ def test_switching_source_and_model_and_a_bad_model_is_reported(qtbot, open_gui,
     broken = tmp_path / "broken_pose.onnx"
     broken.write_text("not a model")
     window.controls.choose_model(str(broken))
-    qtbot.waitUntil(lambda: window.worker.error is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.tracking.error is not None, timeout=10000)
     window.show_status()
     assert "cannot use model" in window.state_label.text()
-    count = window.worker.tracked
-    qtbot.waitUntil(lambda: window.worker.tracked > count + 3, timeout=10000)  # still tracking
-    assert window.worker.status["settings"].tracker.model == mine  # with the last model that worked
+    count = window.tracking.tracked
+    qtbot.waitUntil(lambda: window.tracking.tracked > count + 3, timeout=10000)  # still tracking
+    assert window.tracking.status["settings"].tracker.model == mine  # with the last model that worked
 
 
 def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, open_gui, tmp_path):
@@ -189,20 +188,20 @@ def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, ope
     window = open_gui("demo")
     wait_frames(qtbot, window, 3)
     qtbot.mouseClick(window.controls.record_button, _left())
-    qtbot.waitUntil(lambda: (window.worker.status["record_live"] or {}).get("frames", 0) >= 15, timeout=20000)
+    qtbot.waitUntil(lambda: (window.tracking.status["record_live"] or {}).get("frames", 0) >= 15, timeout=20000)
     window.show_status()
     text = window.controls.record_label.text()
     assert text.startswith("recording session_") and " frames" in text and " MB" in text
     assert window.controls.record_button.text() == "■ Stop"
     qtbot.mouseClick(window.controls.record_button, _left())
-    qtbot.waitUntil(lambda: not window.worker.status["recording"] and bool(window.worker.status["record_stats"]),
+    qtbot.waitUntil(lambda: not window.tracking.status["recording"] and bool(window.tracking.status["record_stats"]),
                     timeout=10000)
     window.show_status()
     assert window.controls.record_label.text().startswith("saved ")
     files = list((tmp_path / "recordings").glob("session_*.mcap"))
     assert len(files) == 1
     with open_source(files[0], realtime=False) as replay:
-        assert len(list(replay)) == window.worker.status["record_stats"]["frames"] >= 15
+        assert len(list(replay)) == window.tracking.status["record_stats"]["frames"] >= 15
 
 
 def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui, tmp_path):
@@ -226,7 +225,7 @@ def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui, tmp
     qtbot.waitUntil(lambda: status_says("connected") and "reconnecting" not in window.state_label.text(),
                     timeout=10000)
     wait_frames(qtbot, window, 5)  # frames flow again
-    assert window.worker.status["source_stats"]["reconnects"] == 1
+    assert window.tracking.status["source_stats"]["reconnects"] == 1
 
 
 def test_tracking_controls_reach_the_tracker(qtbot, open_gui):
@@ -238,7 +237,7 @@ def test_tracking_controls_reach_the_tracker(qtbot, open_gui):
     c.smoothing_check.setChecked(False)
     c.far_spin.setValue(1200)
     def applied():
-        s = window.worker.status["settings"]  # what the tracking process runs with
+        s = window.tracking.status["settings"]  # what the tracking process runs with
         return s.tracker.hand == "left" and s.tracker.cube_mm == 300 and s.tracker.smoothing is None \
             and s.far_mm == 1200 and s.tracker_options().max_depth_mm == 1200
 

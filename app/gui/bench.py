@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         for name, source in (("gui", unpaced_demo), ("paced", "demo")):
             window = open_window(source, settings, args.size)
             try:
-                runs[name].append(_measure(app, window.worker, window, args.warmup, args.seconds))
+                runs[name].append(_measure(app, window.tracking, window, args.warmup, args.seconds))
             finally:
                 window.close()
             r = runs[name][-1]

@@ -86,13 +86,13 @@ def take_screenshot(app, window, path: Path, frames: int, timeout_s: float = SCR
     """Run until `frames` frames are tracked and shown, capture the latent walk's ends on the way (frames N/2 and
     N), then save the whole window. Raises HandtrackError if the frames do not come in time (after saving what the
     window shows, so the picture tells why)."""
-    worker = window.worker
+    tracking = window.tracking
     end = time.monotonic() + timeout_s
     captured_a = stopped = False
     while time.monotonic() < end and window.shown_seq < frames:
         app.processEvents()
-        stopped = worker.source_state in ("failed", "finished") or (worker.status["source_name"] is None
-                                                                      and worker.error is not None)
+        stopped = tracking.source_state in ("failed", "finished") or (tracking.status["source_name"] is None
+                                                                      and tracking.error is not None)
         if stopped:
             break  # no more frames will come
         if not captured_a and window.shown_seq >= frames // 2:
@@ -106,7 +106,7 @@ def take_screenshot(app, window, path: Path, frames: int, timeout_s: float = SCR
     if snap is not None:
         window.synthesis.show_result(snap.result, snap.frame.intrinsics, snap.cube_mm, snap.model)
     window.walk.show_at(0.5)
-    window.latency.show_latencies(worker.status["latencies"])
+    window.latency.show_latencies(tracking.status["latencies"])
     window.confidence.show_result(snap.result if snap is not None else None)
     window.show_status()
     for _ in range(10):  # let every widget paint
@@ -116,7 +116,7 @@ def take_screenshot(app, window, path: Path, frames: int, timeout_s: float = SCR
     if not window.screenshot().save(str(path)):
         raise HandtrackError(f"cannot write the screenshot to {path}")
     if not reached:
-        why = worker.error or worker.source_error or worker.source_state
+        why = tracking.error or tracking.source_error or tracking.source_state
         got = f"the source stopped after {max(window.shown_seq, 0)}" if stopped else \
             f"only {max(window.shown_seq, 0)} in {timeout_s:g} s"
         raise HandtrackError(f"{got} of {frames} frames ({why}); saved the window as it was to {path}")

@@ -20,9 +20,9 @@ from .controls import ControlPanel
 from .images import depth_view, ground_truth, placeholder
 from .plots import ConfidencePlot, LatencyPlot
 from .synthesis_panels import LatentWalkPanel, SynthesisModels, SynthesisPanel
+from .tracking_process import TrackingProcess
 from .view3d import HandView3D
 from .widgets import ImageWidget
-from .tracking_process import TrackingProcess
 from .worker import Rate, Snapshot
 
 DISPLAY_INTERVAL_MS = 30   # the display timer: up to 33 redraws/s, enough for 30 FPS sources, no more
@@ -48,11 +48,11 @@ class Every:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, worker: TrackingProcess, source: str, record_dir: Path = Path("recordings")):
+    def __init__(self, tracking: TrackingProcess, source: str, record_dir: Path = Path("recordings")):
         """`source`: the spec the tracking was started with, for the source picker."""
         super().__init__()
         self.setWindowTitle("handtrack")
-        self.worker = worker
+        self.tracking = tracking
         self.record_dir = Path(record_dir)
         self.display_rate = Rate()       # new tracked frames shown per second
         self.shown_count = 0             # new tracked frames shown since the window opened
@@ -68,13 +68,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.models = SynthesisModels()
         self.synthesis = SynthesisPanel(self.models)
         self.walk = LatentWalkPanel(self.models)
-        self.controls = ControlPanel(worker.settings, source)
+        self.controls = ControlPanel(tracking.settings, source)
         self.confidence = ConfidencePlot()
         self.latency = LatencyPlot()
         self._layout()
 
         self.controls.sourceChosen.connect(self._source_chosen)
-        self.controls.settingsChanged.connect(worker.set_settings)
+        self.controls.settingsChanged.connect(tracking.set_settings)
         self.controls.recordToggled.connect(self._record_toggled)
         self.walk.capture_a.clicked.connect(lambda: self.capture_walk("a"))
         self.walk.capture_b.clicked.connect(lambda: self.capture_walk("b"))
@@ -125,8 +125,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self) -> None:
         now = time.monotonic()
         self.tick_rate.tick(now)
-        self.worker.poll()
-        snap = self.worker.latest
+        self.tracking.poll()
+        snap = self.tracking.latest
         if snap is not None and snap.seq != self.shown_seq:
             self.shown_seq, self.snapshot = snap.seq, snap
             self._show_frame(snap)
@@ -137,13 +137,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._walk.due(now):
             self.walk.animate(now)
         if self._plots.due(now):
-            self.latency.show_latencies(self.worker.status["latencies"])
+            self.latency.show_latencies(self.tracking.status["latencies"])
             self.confidence.show_result(snap.result if snap is not None else None)
         if self._status.due(now):
             self.show_status()
 
     def _show_frame(self, snap: Snapshot) -> None:
-        s, frame = self.worker.settings, snap.frame
+        s, frame = self.tracking.settings, snap.frame
         K = frame.intrinsics
         truth = ground_truth(frame)
         img = depth_view(frame.depth_mm, K, snap.result, snap.cube_mm, s.near_mm, s.far_mm, truth)
@@ -157,7 +157,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.show_frame(frame.depth_mm, K, snap.result, snap.cube_mm)
 
     def show_status(self) -> None:
-        w, st = self.worker, self.worker.status
+        w, st = self.tracking, self.tracking.status
         state, why = w.source_state, w.source_error
         text = f"{st['source_name'] or 'no source'}: {state}" + (f" ({why})" if why else "")
         if w.error:
@@ -170,7 +170,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_recording()
 
     def _show_recording(self) -> None:
-        status = self.worker.status
+        status = self.tracking.status
         if status["recording"] and status["record_live"] is not None:
             st = status["record_live"]
             text = (f"recording {status['record_path'].name}\n{st['seconds']:.1f} s, {st['frames']} frames, "
@@ -187,7 +187,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _source_chosen(self, spec: str) -> None:
         self.depth.set_image(placeholder(640, 480, f"opening {spec}..."))
         self.snapshot = None
-        self.worker.set_source(spec)
+        self.tracking.set_source(spec)
 
     def _record_toggled(self, on: bool) -> None:
         if on:
@@ -195,12 +195,12 @@ class MainWindow(QtWidgets.QMainWindow):
             try:
                 self.record_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                self.worker.report("recording", f"cannot create {self.record_dir}: {exc.strerror or exc}")
+                self.tracking.report("recording", f"cannot create {self.record_dir}: {exc.strerror or exc}")
                 self.controls.set_recording(False, "not recording")
                 return
-            self.worker.start_recording(path)
+            self.tracking.start_recording(path)
         else:
-            self.worker.stop_recording()
+            self.tracking.stop_recording()
 
     def capture_walk(self, which: str) -> bool:
         snap = self.snapshot
@@ -217,5 +217,5 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
-        self.worker.stop()  # finishes a recording, so its file is complete
+        self.tracking.stop()  # finishes a recording, so its file is complete
         super().closeEvent(event)
