@@ -137,10 +137,11 @@ class OffscreenGLView(GLViewMixin, QtCore.QObject):
         if self._fbo is None or self._fbo.size() != size:
             self._size = QtCore.QSize(size)
             self._fbo = QOpenGLFramebufferObject(size, QOpenGLFramebufferObject.Attachment.CombinedDepthStencil)
+        w, h = size.width(), size.height()
         self._fbo.bind()
-        GL.glViewport(0, 0, size.width(), size.height())
-        self.paint(region=(0, 0, size.width(), size.height()), viewport=(0, 0, size.width(), size.height()))
-        image = self._fbo.toImage()
+        GL.glViewport(0, 0, w, h)
+        self.paint(region=(0, 0, w, h), viewport=(0, 0, w, h))
+        image = self._fbo.toImage()  # waits for the renderer: most of the ~3 ms a frame costs under llvmpipe
         self._fbo.release()
         self.dirty = False
         return image
@@ -192,7 +193,7 @@ class HandScene(OffscreenGLView):
         centre = np.asarray(result.centre_mm, dtype=np.float64)
         pts = to_view(cube_points(depth_mm, K, centre, cube_mm))
         self.cloud.setData(pos=pts, color=_depth_colours(pts), size=2)
-        self.cube.setData(pos=to_view(np.array([cube_corners(centre, cube_mm)[i] for e in CUBE_EDGES for i in e])))
+        self.cube.setData(pos=to_view(cube_corners(centre, cube_mm)[np.ravel(CUBE_EDGES)]))
         joints = to_view(result.joints_mm)
         self.bones.setData(pos=joints[np.array(skeleton.BONES).ravel()], color=self._bone_colours)
         self.joints.setData(pos=joints, color=self._joint_colours)
