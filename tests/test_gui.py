@@ -53,7 +53,7 @@ def _die_with_parent() -> None:
 
 @pytest.fixture
 def open_gui(qtbot, tmp_path):
-    """open_gui(source) -> a shown main window tracking `source`; closed (its tracking process stopped) after the test."""
+    """open_gui(source) -> a shown main window tracking `source`; closed, with its tracking process, afterwards."""
     from handtrack.app.gui.main import open_window
     from handtrack.app.gui.worker import TrackingSettings
 

@@ -75,7 +75,8 @@ class ControlPanel(QtWidgets.QWidget):
         self.source_combo.clear()
         for device in enumerate_devices():
             self.source_combo.addItem(f"{device.spec}: {device.name}", device.spec)
-            self.source_combo.setItemData(self.source_combo.count() - 1, device.name, QtCore.Qt.ItemDataRole.ToolTipRole)
+            self.source_combo.setItemData(self.source_combo.count() - 1, device.name,
+                                          QtCore.Qt.ItemDataRole.ToolTipRole)
         if current and self.source_combo.findData(current) < 0:
             self.source_combo.addItem(Path(current).name if Path(current).exists() else current, current)
         self.source_combo.addItem(OPEN_FILE, OPEN_FILE)

@@ -46,7 +46,9 @@ class ConfidencePlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setYRange(0, 1, padding=0.02)
         self.setXRange(-0.7, skeleton.NUM_JOINTS - 0.3, padding=0)
-        self.getAxis("bottom").setTicks([[(0, "wrist")] + [(1 + 4 * i + 1.5, f) for i, f in enumerate(skeleton.FINGERS)]])
+        # One tick per finger, under the middle of its four bars.
+        finger_ticks = [(1 + 4 * i + 1.5, f) for i, f in enumerate(skeleton.FINGERS)]
+        self.getAxis("bottom").setTicks([[(0, "wrist")] + finger_ticks])
         brushes = [pg.mkBrush(*(255 * c).astype(int)) for c in finger_rgba()]
         self.bars = pg.BarGraphItem(x=np.arange(skeleton.NUM_JOINTS), height=np.zeros(skeleton.NUM_JOINTS),
                                     width=0.8, brushes=brushes, pens=[None] * skeleton.NUM_JOINTS)
