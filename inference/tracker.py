@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -256,8 +257,6 @@ def _render_name(model: str) -> str:
 
 def _beside(model: str, role: str):
     """The `role` model that goes with a pose model (shipped name or x_pose.onnx path), or None if there is none."""
-    from pathlib import Path
-
     from handtrack.models_onnx import HERE
 
     if model.endswith("_pose.onnx"):
