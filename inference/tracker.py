@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
