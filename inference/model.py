@@ -77,6 +77,9 @@ def _session(path: Path, threads: int):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Spinning pool threads fight the tracker's own thread for the cores between inferences
+        # (a 0.6 ms model leaves them spinning most of the frame); let them sleep instead.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for bad files
