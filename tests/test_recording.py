@@ -117,6 +117,22 @@ def test_round_trip_is_bit_exact_with_times_unit_and_intrinsics(tmp_path):
     assert got[2].meta[META_SENSOR_TIME] is None  # "no sensor time" stays None, not 0
 
 
+@pytest.mark.parametrize("intrinsics, fps, expected", [(D435_848, 90.0, "lz4"), (NYU, 30.0, "zstd"),
+                                                        (D435_848, None, "zstd")])
+def test_auto_compression_picks_what_the_writer_keeps_up_with(tmp_path, intrinsics, fps, expected):
+    from mcap.reader import make_reader
+
+    path = tmp_path / "auto.mcap"
+    depth = np.full((intrinsics.height, intrinsics.width), 600.0, np.float32)
+    with SessionWriter(path, StreamInfo(intrinsics, fps, "camera", 1.0)) as writer:
+        writer.write(DepthFrame(depth, intrinsics))
+    assert writer.compression == expected
+    with open(path, "rb") as f:
+        assert {c.compression for c in make_reader(f).get_summary().chunk_indexes} == {expected}
+    with SessionReader(path) as reader:
+        assert np.array_equal(next(iter(reader.frames())).depth_mm, depth)
+
+
 def test_predictions_round_trip_as_pseudo_labels_and_standard_readers_open_the_file(tracked):
     path, frames, results = tracked
     got = list(SessionReader(path).frames())

@@ -2,6 +2,7 @@
 signals and pipes to a real subprocess. No timing asserts: "never slows the tracker" is checked with counts."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -111,9 +112,19 @@ def test_msgpack_carries_the_same_message(tracker_factory):
     assert msgpack.unpackb(encode(message, "msgpack")) == json.loads(encode(message, "json"))
 
 
-def test_nan_never_reaches_json():
-    with pytest.raises(ValueError):
-        encode({"x": float("nan")}, "json")
+def test_nan_never_reaches_json(tracker_factory):
+    # A result whose numbers went bad becomes a schema-valid "no usable hand", not NaN or null in a number field.
+    with open_source("demo", realtime=False, frames=1) as source:
+        frame = source.read()
+    good = tracker_factory().process(frame)
+    confidence = good.confidence.copy()
+    confidence[3] = np.nan
+    bad = dataclasses.replace(good, presence=float("nan"), confidence=confidence)
+    message = json.loads(encode(build_message(bad, {"sensor_time": float("inf")}, 0), "json"))
+    assert_valid(message)
+    hand = message["hands"][0]
+    assert hand["present"] is False and hand["joints_m"] is None and hand["score"] == 0.0
+    assert message["stamp"]["sensor_s"] is None
 
 
 # --- outputs --------------------------------------------------------------------------------------------------

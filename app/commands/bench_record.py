@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from handtrack.inference.recording.writer import COMPRESSIONS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="how long to record")
     p.add_argument("--fps", type=float, default=90.0)
     p.add_argument("--distinct", type=int, default=30, help="distinct frames to make and cycle")
-    p.add_argument("--compression", choices=("zstd", "lz4", "none"), default="zstd")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="auto",
+                   help="MCAP chunk compression; auto: zstd unless the cameras' pixel rate needs the faster lz4")
     p.add_argument("--dir", type=Path, help="where to write the session (default: a temporary folder, deleted)")
     p.add_argument("--json", type=Path, help="write the results here")
 
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 read_back += 1
     result = dict(
         target="record", width=info.intrinsics.width, height=info.intrinsics.height, fps_target=args.fps,
-        compression=args.compression, frames_offered=n, frames_written=s["frames"], dropped=s["dropped"],
+        compression=writer.compression, frames_offered=n, frames_written=s["frames"], dropped=s["dropped"],
         offer_late=late, offered_fps=round(n / offered_s, 2),
         written_fps=round(s["frames"] / offered_s, 2), queue_max=s["queue_max"], queue_size=64,
         writer_busy_fraction=round(s["busy_s"] / offered_s, 3),
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         compression_ratio=round(s["raw_bytes"] / s["bytes"], 3) if s["bytes"] else None,
         file_mb=round(s["bytes"] / 1e6, 2), frames_read_back=read_back, read_back_bit_exact=exact,
         error=s["error"], **machine_info())
-    print(f"record {result['width']}x{result['height']} @ {args.fps:g} FPS, {args.compression}: "
+    print(f"record {result['width']}x{result['height']} @ {args.fps:g} FPS, {writer.compression}: "
           f"{s['frames']}/{n} frames written, {s['dropped']} dropped, queue max {s['queue_max']}/64, "
           f"writer busy {100 * result['writer_busy_fraction']:.0f}% ({result['writer_ms_per_frame']} ms/frame), "
           f"{result['mb_per_s']} MB/s written, compression {result['compression_ratio']}x; "

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.recording.writer import COMPRESSIONS
 
 SOURCE_BUFFER_FRAMES = 16  # frames a source may hold while the loop is busy: absorbs jitter, never grows
 
@@ -37,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     track.add_argument("--model", default="crossingnets", help="tracker model recorded as predictions")
     track.add_argument("--no-track", action="store_true", help="record depth only, no predictions")
     p.add_argument("--hand", choices=("right", "left"), default="right")
-    p.add_argument("--compression", choices=("zstd", "lz4", "none"), default="zstd")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="auto",
+                   help="MCAP chunk compression; auto: zstd unless the cameras' pixel rate needs the faster lz4")
     p.add_argument("--overwrite", action="store_true", help="replace SESSION if it exists")
     p.set_defaults(run=run)
 
@@ -130,7 +132,7 @@ def _summary(writer, sources, cameras, out: Path, how: str) -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"recorded {s['frames']} frames ({per_camera}) in {s['seconds']:.1f} s to {out} ({how}): "
-          f"{s['bytes'] / 1e6:.1f} MB, compression {ratio:.2f}x of {s['raw_bytes'] / 1e6:.1f} MB raw depth; "
+          f"{s['bytes'] / 1e6:.1f} MB, {writer.compression} compression {ratio:.2f}x of {s['raw_bytes'] / 1e6:.1f} MB raw depth; "
           f"dropped {s['dropped']} (writer queue) + {source_drops} (sources)", file=sys.stderr)
 
 

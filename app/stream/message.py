@@ -51,7 +51,7 @@ def build_message(result: HandResult, meta: dict, seq: int, *, camera_frame: str
         "frame_index": int(meta.get(META_INDEX, result.frame_index)),
         "frame_id": camera_frame,
         "stamp": {
-            "sensor_s": None if sensor_time is None else float(sensor_time),
+            "sensor_s": _finite_or_none(sensor_time),
             "host_monotonic_s": round(float(host_time), 6),
             # The arrival time on the wall clock (Unix epoch), for consumers on other machines and ROS headers.
             "host_wall_s": round(time.time() - (now - host_time), 6),
@@ -69,15 +69,25 @@ def build_message(result: HandResult, meta: dict, seq: int, *, camera_frame: str
     return message
 
 
+def _finite_or_none(value) -> float | None:
+    """The encoder writes no NaN (JSON has none), so a clock that gives one becomes "unknown"."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 def _hand(result: HandResult, extrinsics) -> dict:
     joints = result.joints_mm
     usable = joints is not None and result.uv is not None and result.confidence is not None \
-        and bool(np.isfinite(joints).all()) and bool(np.isfinite(result.uv).all())
+        and bool(np.isfinite(joints).all()) and bool(np.isfinite(result.uv).all()) \
+        and bool(np.isfinite(result.confidence).all())
+    score = float(result.presence)
     hand = {
         "handedness": result.handedness,
         "handedness_source": "configured",  # the tracker is told which hand it follows (--hand); it does not classify
         "present": bool(result.present and usable),
-        "score": round(float(result.presence), DECIMALS_SCORE),
+        "score": round(score, DECIMALS_SCORE) if np.isfinite(score) else 0.0,
         "joints_m": None, "joints_px": None, "joint_confidence": None,
     }
     if extrinsics is not None:

@@ -45,7 +45,12 @@ SESSION_METADATA = "handtrack.session"
 CAMERA_METADATA = "handtrack.camera."   # + camera id
 DEFAULT_CAMERA = "cam0"
 QUEUE_FRAMES = 64                        # ~0.7 s at 90 FPS: absorbs disk hiccups without growing without bound
-COMPRESSIONS = ("zstd", "lz4", "none")
+COMPRESSIONS = ("auto", "zstd", "lz4", "none")
+# "auto" picks zstd (ratio ~2.4 on noisy depth) unless the cameras deliver more pixels per second than this, then
+# lz4 (~1.5, about 60 % of zstd's cost). zstd at the mcap package's fixed level costs ~25 ns per pixel in the
+# writer thread: 848x480 at 90 FPS (37 Mpx/s) keeps it 92 % busy on an idle core of the build machine and let its
+# queue fill with the tracker running beside it (docs/benchmarks.md); 640x480 at 30 FPS (9 Mpx/s) is ~25 %.
+ZSTD_MAX_PIXELS_PER_S = 20e6
 _CAMERA_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # usable inside a ROS topic name
 
 
@@ -63,6 +68,15 @@ def depth_pixels(depth_mm: np.ndarray, unit_mm: float | None) -> tuple[np.ndarra
     return np.asarray(depth, dtype=np.float32), msg.DEPTH_F32, 1.0
 
 
+def choose_compression(compression: str, streams: dict[str, StreamInfo]) -> str:
+    """The chunk compression to use: `compression` itself, or for "auto" the best ratio the writer keeps up with
+    (a stream of unknown rate, a file being converted, is taken as light)."""
+    if compression != "auto":
+        return compression
+    rate = sum(info.intrinsics.width * info.intrinsics.height * (info.fps or 0.0) for info in streams.values())
+    return "lz4" if rate > ZSTD_MAX_PIXELS_PER_S else "zstd"
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -78,7 +92,7 @@ def _open_output(path: Path, overwrite: bool) -> io.BufferedWriter:
 
 class SessionWriter:
     def __init__(self, path: str | os.PathLike, info: StreamInfo | dict[str, StreamInfo], *, model: str | None = None,
-                 compression: str = "zstd", queue_frames: int = QUEUE_FRAMES, overwrite: bool = False,
+                 compression: str = "auto", queue_frames: int = QUEUE_FRAMES, overwrite: bool = False,
                  metadata: dict[str, str] | None = None):
         """Open `path` (refusing an existing file unless `overwrite`) and start the writer thread.
 
@@ -89,12 +103,13 @@ class SessionWriter:
         mcap_writer = require("mcap.writer", pip="mcap", feature="recording")
         if compression not in COMPRESSIONS:
             raise HandtrackError(f"unknown compression {compression!r}: use one of {', '.join(COMPRESSIONS)}")
+        self.streams = self._streams(info)
+        compression = self.compression = choose_compression(compression, self.streams)
         if compression == "zstd":
             require("zstandard", pip="zstandard", feature="zstd-compressed recording")
         if compression == "lz4":
             require("lz4.frame", pip="lz4", feature="lz4-compressed recording")
         self.path = Path(path)
-        self.streams = self._streams(info)
         self.model = model or ""
         self.stats = {"frames": 0, "bytes": 0, "raw_bytes": 0, "seconds": 0.0, "dropped": 0, "skipped": 0,
                       "queue_max": 0, "busy_s": 0.0, "error": None,
