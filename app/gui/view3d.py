@@ -215,6 +215,7 @@ class HandView3D(QtWidgets.QWidget):
         self.scene = HandScene()
         self._image: QtGui.QImage | None = None
         self.setMinimumSize(240, 180)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)  # the picture covers it: no parent repaints
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
 

@@ -1,15 +1,17 @@
 """Small Qt building blocks: a widget that shows a numpy image scaled to fit, with a caption."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 
-def to_qimage(bgr: np.ndarray) -> QtGui.QImage:
-    """A QImage that shares the (contiguous) BGR array's memory; keep the array alive while it is shown."""
-    bgr = np.ascontiguousarray(bgr)
-    h, w = bgr.shape[:2]
-    return QtGui.QImage(bgr.data, w, h, bgr.strides[0], QtGui.QImage.Format.Format_BGR888)
+def to_qimage_rgb32(bgr: np.ndarray) -> tuple[np.ndarray, QtGui.QImage]:
+    """(BGRA array, QImage sharing it) in Qt's native raster format: drawing it scaled costs ~0.2 ms where a
+    BGR888 image costs ~0.75 ms (Qt converts that on every draw). Keep the array alive while it is shown."""
+    bgra = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2BGRA)
+    h, w = bgra.shape[:2]
+    return bgra, QtGui.QImage(bgra.data, w, h, bgra.strides[0], QtGui.QImage.Format.Format_RGB32)
 
 
 class ImageWidget(QtWidgets.QWidget):
@@ -20,14 +22,18 @@ class ImageWidget(QtWidgets.QWidget):
     def __init__(self, caption: str = "", min_size=(160, 120), parent=None):
         super().__init__(parent)
         self._array: np.ndarray | None = None
+        self._pixels: np.ndarray | None = None   # the BGRA copy the QImage shares
         self._image: QtGui.QImage | None = None
         self.caption = caption
         self.setMinimumSize(*min_size)
+        # paintEvent covers every pixel: without this Qt repaints the parents (splitters, group box frames, the
+        # main window's background) under the widget on every new frame, which cost more than the image itself.
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
 
     def set_image(self, bgr: np.ndarray, caption: str | None = None) -> None:
         self._array = np.ascontiguousarray(bgr)
-        self._image = to_qimage(self._array)
+        self._pixels, self._image = to_qimage_rgb32(self._array)
         if caption is not None:
             self.caption = caption
         self.update()
