@@ -11,9 +11,9 @@ The child runs the ordinary TrackingWorker (worker.py). Over one pipe it receive
   ("status", dict)      about 10 times a second: source state, errors, rates, latencies, recording progress
   ("snapshot", Snapshot) the newest tracked frame, only when the GUI has taken the previous one (one in flight),
                          so a slow display receives fewer frames and never a backlog
-The snapshot's depth image (1.2 MB at 640x480) goes through shared memory, not the pipe: pickled through the pipe
-at 30 FPS it cost the tracker ~10 % of its throughput (the child's threads share one interpreter lock with the
-pickling and the pipe writes). The one-in-flight rule makes a single buffer safe: the child writes the next
+The snapshot's depth image (1.2 MB at 640x480) goes through shared memory, not the pipe: pickled and written to
+the pipe 30 times a second, it took interpreter-lock time from the child's tracking and capture threads, and
+copying it through shared memory is a single memcpy on each side. The one-in-flight rule makes a single buffer safe: the child writes the next
 depth only after the GUI has copied the last one out and acknowledged it.
 The GUI calls `poll()` from its display timer; nothing here blocks the GUI thread.
 """

@@ -28,7 +28,7 @@ from .worker import Rate, Snapshot
 DISPLAY_INTERVAL_MS = 30   # the display timer: up to 33 redraws/s, enough for 30 FPS sources, no more
 SYNTHESIS_PERIOD_S = 1 / 8
 WALK_PERIOD_S = 1 / 20
-PLOTS_PERIOD_S = 1 / 5
+PLOTS_PERIOD_S = 1 / 2
 STATUS_PERIOD_S = 1 / 4
 STATE_COLOURS = {"connected": "#66bb6a", "lost": "#ef5350", "reconnecting": "#ffa726", "failed": "#ef5350",
                  "finished": "#90a4ae"}
