@@ -182,6 +182,18 @@ def test_switching_source_and_model_and_a_bad_model_is_reported(qtbot, open_gui,
     assert window.tracking.status["settings"].tracker.model == mine  # with the last model that worked
 
 
+def test_looking_for_cameras_runs_beside_the_display_and_keeps_the_source(qtbot, open_gui):
+    window = open_gui("demo")
+    wait_frames(qtbot, window, 3)
+    controls = window.controls
+    qtbot.mouseClick(controls.refresh_button, _left())
+    assert not controls.refresh_button.isEnabled()  # the drivers are being asked, on another thread
+    qtbot.waitUntil(controls.refresh_button.isEnabled, timeout=30000)
+    specs = [controls.source_combo.itemData(i) for i in range(controls.source_combo.count())]
+    assert specs[0] == "demo" and controls.source_combo.currentData() == "demo"
+    wait_frames(qtbot, window, 3)  # still tracking and drawing
+
+
 def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, open_gui, tmp_path):
     from handtrack.inference.sources import open_source
 

@@ -5,6 +5,7 @@ request); the main window passes them to the worker, which applies them between 
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class ControlPanel(QtWidgets.QWidget):
     sourceChosen = QtCore.Signal(str)
     settingsChanged = QtCore.Signal(object)   # TrackingSettings
     recordToggled = QtCore.Signal(bool)
+    _devicesFound = QtCore.Signal(list)       # from the enumeration thread, delivered on the GUI thread
 
     def __init__(self, settings: TrackingSettings, source: str, parent=None):
         super().__init__(parent)
@@ -50,11 +52,12 @@ class ControlPanel(QtWidgets.QWidget):
         form = QtWidgets.QFormLayout(box)
         self.source_combo = QtWidgets.QComboBox()
         self.source_combo.setToolTip("Cameras found when the list was last refreshed, the demo, or a recording")
-        refresh = QtWidgets.QToolButton(text="⟳", toolTip="Look for cameras again")
-        refresh.clicked.connect(self.refresh_sources)
+        self.refresh_button = QtWidgets.QToolButton(text="⟳", toolTip="Look for cameras again")
+        self.refresh_button.clicked.connect(self.look_for_cameras)
+        self._devicesFound.connect(self._show_devices)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.source_combo, 1)
-        row.addWidget(refresh)
+        row.addWidget(self.refresh_button)
         form.addRow("Source", row)
         self.model_combo = QtWidgets.QComboBox()
         self.model_combo.setToolTip(f"Pose models shipped in {MODELS_DIR}, or any handtrack .onnx file")
@@ -70,10 +73,32 @@ class ControlPanel(QtWidgets.QWidget):
         self.source_combo.activated.connect(self._source_activated)
         return box
 
+    def look_for_cameras(self) -> None:
+        """Enumerate cameras on a thread: with devices plugged in, the drivers can take seconds to answer, and the
+        window must keep drawing meanwhile. The button is off until the answer is in the picker."""
+        self.refresh_button.setEnabled(False)
+
+        def enumerate_and_report() -> None:
+            devices = enumerate_devices()
+            try:
+                self._devicesFound.emit(devices)
+            except RuntimeError:
+                pass  # the window closed while the drivers were answering
+
+        threading.Thread(target=enumerate_and_report, name="camera enumeration", daemon=True).start()
+
+    def _show_devices(self, devices: list) -> None:
+        self._fill_sources(devices, None)
+        self.refresh_button.setEnabled(True)
+
     def refresh_sources(self, select: str | None = None) -> None:
+        """Fill the picker with the cameras found now (blocking: used once, before the window shows)."""
+        self._fill_sources(enumerate_devices(), select)
+
+    def _fill_sources(self, devices: list, select: str | None) -> None:
         current = select or self.source_combo.currentData()
         self.source_combo.clear()
-        for device in enumerate_devices():
+        for device in devices:
             self.source_combo.addItem(f"{device.spec}: {device.name}", device.spec)
             self.source_combo.setItemData(self.source_combo.count() - 1, device.name,
                                           QtCore.Qt.ItemDataRole.ToolTipRole)
