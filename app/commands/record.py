@@ -132,7 +132,8 @@ def _summary(writer, sources, cameras, out: Path, how: str) -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"recorded {s['frames']} frames ({per_camera}) in {s['seconds']:.1f} s to {out} ({how}): "
-          f"{s['bytes'] / 1e6:.1f} MB, {writer.compression} compression {ratio:.2f}x of {s['raw_bytes'] / 1e6:.1f} MB raw depth; "
+          f"{s['bytes'] / 1e6:.1f} MB, {writer.compression} compression {ratio:.2f}x of "
+          f"{s['raw_bytes'] / 1e6:.1f} MB raw depth; "
           f"dropped {s['dropped']} (writer queue) + {source_drops} (sources)", file=sys.stderr)
 
 

@@ -12,9 +12,9 @@ The child runs the ordinary TrackingWorker (worker.py). Over one pipe it receive
   ("snapshot", Snapshot) the newest tracked frame, only when the GUI has taken the previous one (one in flight),
                          so a slow display receives fewer frames and never a backlog
 The snapshot's depth image (1.2 MB at 640x480) goes through shared memory, not the pipe: pickled and written to
-the pipe 30 times a second, it took interpreter-lock time from the child's tracking and capture threads, and
-copying it through shared memory is a single memcpy on each side. The one-in-flight rule makes a single buffer safe: the child writes the next
-depth only after the GUI has copied the last one out and acknowledged it.
+the pipe 30 times a second, it took interpreter-lock time from the child's tracking and capture threads, while
+shared memory costs one copy on each side. The one-in-flight rule makes a single buffer safe: the child writes
+the next depth only after the GUI has copied the last one out and acknowledged it.
 The GUI calls `poll()` from its display timer; nothing here blocks the GUI thread.
 """
 from __future__ import annotations
