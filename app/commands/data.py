@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=int, default=128, help="crop size in pixels")
     s.add_argument("--jitter", type=float, default=5.0,
                    help="crop-centre noise, mm per axis (Gaussian); larger for training the centre refiner")
+    s.add_argument("--size-factors", type=float, nargs="+", default=[1.0], metavar="F",
+                   help="hand sizes: the prior's size times one of these, drawn per sample (e.g. 0.85 1.15)")
     s.add_argument("--shard-size", type=int, default=1000)
     s.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     s.add_argument("--preview", type=Path, help="also write a PNG grid of the first samples")
@@ -60,8 +62,10 @@ def run_synth(args: argparse.Namespace) -> int:
         raise HandtrackError(f"unknown sensor '{args.sensor}'; choose one of {', '.join(sorted(SENSORS))}")
     if args.n <= 0 or args.views <= 0 or args.shard_size <= 0:
         raise HandtrackError("--n, --views and --shard-size must be positive")
+    if not all(0.5 <= f <= 2.0 for f in args.size_factors):
+        raise HandtrackError("--size-factors must lie in [0.5, 2] (a hand half or twice the prior's size)")
     config = SynthConfig(sensor=args.sensor, cube_mm=args.cube, size=args.size, views=args.views, seed=args.seed,
-                         jitter_mm=args.jitter)
+                         jitter_mm=args.jitter, size_factors=tuple(args.size_factors))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -5,11 +5,10 @@ experiment skip the GAN stages). Step counts rather than epochs, because the syn
 """
 from __future__ import annotations
 
-import copy
-import json
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.training.configfile import merge, read_object, resolve_path
 
 STAGES = ("vae", "gan", "ali", "joint", "refine")
 
@@ -51,45 +50,18 @@ DEFAULTS: dict = {
 }
 
 
-def _merge(base: dict, override: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if key not in base:
-            raise HandtrackError(f"unknown config key '{where}{key}'")
-        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("meta",):
-            out[key] = _merge(base[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
-
-
 def make_config(override: dict | None = None) -> dict:
-    return _merge(DEFAULTS, override or {})
+    return merge(DEFAULTS, override or {})
 
 
 def load_config(path: str | Path) -> dict:
-    try:
-        raw = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise HandtrackError(f"cannot read config {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise HandtrackError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise HandtrackError(f"{path}: a config is a JSON object")
-    config = make_config(raw)
+    config = make_config(read_object(path))
     if not config["data"]["sources"]:
         raise HandtrackError(f"{path}: data.sources names no training data")
     _check(config, path)
-    base = Path(path).resolve().parent
     for src in config["data"]["sources"] + ([config["data"]["val"]] if config["data"]["val"] else []):
-        p = Path(src["path"])
-        if not p.is_absolute() and not p.exists() and (base / p).exists():
-            src["path"] = str(base / p)  # paths relative to the config file also work
+        src["path"] = resolve_path(src["path"], path)
     return config
-
-
-def save_config(config: dict, path: Path) -> None:
-    path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _check(config: dict, source) -> None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import pickle
-import re
 import sys
 import time
 from pathlib import Path
@@ -22,11 +19,14 @@ import torch
 from torch import nn
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.training.checkpoint import read_checkpoint, write_checkpoint
+from handtrack.training.configfile import save_config
+from handtrack.training.curves import plot_history
+from handtrack.training.distributed import setup_distributed
 
 from . import losses
 from .codec import PoseCodec
-from .config import STAGES, save_config
-from .curves import plot_history
+from .config import STAGES
 from .data import load_shards, load_sources
 from .networks import POSE_LATENT, CrossingNets
 from .routes import PoseRoute
@@ -41,19 +41,7 @@ def build_model(config: dict) -> CrossingNets:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise HandtrackError(f"no checkpoint at {path}") from exc
-    except pickle.UnpicklingError as exc:
-        raise HandtrackError(f"{path}: not a handtrack checkpoint (corrupt, or holds objects other than "
-                             "tensors and plain data, which handtrack never unpickles)") from exc
-    except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file gets one line
-        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[:1] or [""]
-        raise HandtrackError(f"{path}: not a handtrack checkpoint ({type(exc).__name__}: {first[0][:200]})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise HandtrackError(f"{path}: not a handtrack Crossing Nets checkpoint")
-    return ckpt
+    return read_checkpoint(path, CHECKPOINT_FORMAT, "Crossing Nets")
 
 
 def load_weights(model: CrossingNets, ckpt: dict, config: dict, source: str | Path) -> None:
@@ -81,7 +69,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[CrossingNets, dict]:
 class Trainer:
     def __init__(self, config: dict, out_dir: Path, resume: bool = False, quiet: bool = False):
         self.config, self.out = config, Path(out_dir)
-        self.rank, self.world = _setup_distributed()
+        self.rank, self.world = setup_distributed()
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
         torch.manual_seed(config["seed"])  # the same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -216,9 +204,7 @@ class Trainer:
         ckpt = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
                 "optim": stage.state_dict() if stage is not None else {},
                 "position": dict(self.position), "history": self.history, "config": json.dumps(self.config)}
-        tmp = self.out / "last.pt.tmp"
-        torch.save(ckpt, tmp)
-        os.replace(tmp, self.out / "last.pt")  # a crash mid-write leaves the previous checkpoint intact
+        write_checkpoint(ckpt, self.out / "last.pt")
         if tag:
             torch.save(ckpt, self.out / f"{tag}.pt")
         plot_history(self.history, self.out / "curves.png")
@@ -281,13 +267,3 @@ class Trainer:
         if self.world > 1:
             torch.distributed.barrier()
         return result
-
-
-def _setup_distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()

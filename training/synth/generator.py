@@ -41,6 +41,9 @@ class SynthConfig:
     z_range: tuple[float, float] = (350.0, 1100.0)  # palm depth, mm; narrowed to what the sensor sees
     orbit_deg: float = 60.0  # how far extra views may orbit around the hand
     seed: int = 0
+    # Hand-size multipliers, one drawn per sample (uniformly among them): a target domain of hands larger and
+    # smaller than the prior's (the MURAUER experiment). The default draws nothing, so old datasets stay as they were.
+    size_factors: tuple[float, ...] = (1.0,)
 
 
 @dataclass
@@ -100,6 +103,8 @@ def make_sample(index: int, config: SynthConfig, prior: PosePrior, timing: dict 
     K = model.intrinsics
     t0 = time.perf_counter()
     articulation, shape = prior.sample(rng, 1)
+    if len(config.size_factors) > 1 or config.size_factors[0] != 1.0:
+        shape[0, 0] *= config.size_factors[int(rng.integers(len(config.size_factors)))]
     base = scenes.sample_scene(rng, K, articulation[0], shape[0], hand_depth_range(config, model))
     if timing is not None:
         timing["scene"] = timing.get("scene", 0.0) + time.perf_counter() - t0
