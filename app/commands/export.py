@@ -14,8 +14,9 @@ PARITY_TOLERANCE = 1e-4
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a trained checkpoint to ONNX (needs the train extra)",
-                       description="Write <name>_pose.onnx, <name>_render.onnx and <name>_render_from_pose.onnx, "
-                                   "then compare each with torch on random and real inputs.")
+                       description="Write the method's ONNX files (crossingnets: pose, render and render_from_pose; "
+                                   "murauer: pose and the centre refiner beside it), then compare each with torch "
+                                   "on random and real inputs.")
     methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)
     c = methods.add_parser("crossingnets", help="Crossing Nets: pose route and render routes")
     c.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (e.g. runs/NAME/last.pt)")
@@ -26,6 +27,18 @@ def add_parser(sub) -> None:
     c.add_argument("--json", type=Path, metavar="OUT", help="write the files and parity figures as JSON")
     c.set_defaults(run=run_crossingnets)
 
+    m = methods.add_parser("murauer", help="MURAUER: the pose route p(m(f(x))) and a centre refiner beside it")
+    m.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (e.g. runs/NAME/final.pt)")
+    m.add_argument("--out", type=Path, default=Path("models_onnx"), help="output folder (default models_onnx/)")
+    m.add_argument("--name", default="murauer", help="file name prefix (default murauer)")
+    m.add_argument("--version", help="model version written into the metadata (default NAME-1)")
+    m.add_argument("--centre", default="crossingnets",
+                   help="the centre refiner to ship beside it: a shipped model name or a *_centre.onnx path "
+                        "(default crossingnets); 'none' for no refiner")
+    m.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data, for real parity crops")
+    m.add_argument("--json", type=Path, metavar="OUT", help="write the files and parity figures as JSON")
+    m.set_defaults(run=run_murauer)
+
 
 def run_crossingnets(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="export")
@@ -34,12 +47,26 @@ def run_crossingnets(args: argparse.Namespace) -> int:
 
     _quiet_exporter()
     files = export_checkpoint(args.checkpoint, args.out, args.name, args.version)
-    diffs = parity(args.checkpoint, files, parity_inputs(args.data))
+    return _report(files, parity(args.checkpoint, files, parity_inputs(args.data)), args.json)
+
+
+def run_murauer(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="export")
+    require("onnxscript", extra="train", feature="ONNX export")
+    from handtrack.training.murauer.export import export_checkpoint, parity
+
+    _quiet_exporter()
+    centre = None if args.centre == "none" else args.centre
+    files = export_checkpoint(args.checkpoint, args.out, args.name, args.version, centre)
+    return _report(files, parity(args.checkpoint, files["pose"], args.data), args.json)
+
+
+def _report(files: dict, diffs: dict[str, float], json_path: Path | None) -> int:
     worst = max(diffs.values())
     result = {"files": {k: str(v) for k, v in files.items()}, "parity_max_abs": diffs, "tolerance": PARITY_TOLERANCE}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
     for role, path in files.items():
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {role})")
     for k, v in diffs.items():

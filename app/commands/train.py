@@ -24,6 +24,14 @@ def add_parser(sub) -> None:
     c.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
     c.set_defaults(run=run_crossingnets)
 
+    m = methods.add_parser("murauer", help="MURAUER: residual pose network, real -> synthetic feature mapping, view "
+                                           "prediction and latent adversarial alignment")
+    m.add_argument("--config", type=Path, required=True, help="JSON config (see training/configs/murauer_*.json)")
+    m.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
+    m.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    m.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
+    m.set_defaults(run=run_murauer)
+
     s = methods.add_parser("semisup", help="the paper's Fig. 3: m%% labelled target + unlabelled rest, three models",
                            description="Pretrain once (VAE on source poses, GAN on all depth), then for each labelled "
                                        "percentage train a posterior from scratch, one from the GAN's trunk, and the "
@@ -67,7 +75,17 @@ def run_crossingnets(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="training")
     from handtrack.training.crossingnets.config import load_config
     from handtrack.training.crossingnets.trainer import Trainer
+    return _train(args, load_config, Trainer)
 
+
+def run_murauer(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="training")
+    from handtrack.training.murauer.config import load_config
+    from handtrack.training.murauer.trainer import MurauerTrainer
+    return _train(args, load_config, MurauerTrainer)
+
+
+def _train(args: argparse.Namespace, load_config, Trainer) -> int:
     config = load_config(args.config)
     out = args.out or Path("runs") / config["name"]
     if (out / "last.pt").exists() and not args.resume:

@@ -164,9 +164,10 @@ class FCPoseHead(nn.Module):
 
 
 class _ResidualConv(nn.Module):
-    def __init__(self, c: int):
+    def __init__(self, c: int, k: int = 3):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(c, c, 3, 1, 1))
+        self.body = nn.Sequential(nn.Conv2d(c, c, k, 1, k // 2), nn.LeakyReLU(0.2, inplace=True),
+                                  nn.Conv2d(c, c, k, 1, k // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -183,12 +184,16 @@ class _ResidualFC(nn.Module):
 
 class FeatureMapping(nn.Module):
     """m: two residual blocks; the last layer starts at zero so that m begins as the identity and a run that
-    never sees real data leaves real features untouched."""
+    never sees real data leaves real features untouched. On a feature map the blocks are 1x1 convolutions: the
+    paper's FC blocks applied to each cell, at a tenth of the backbone's cost (3x3 ones would double the
+    runtime's inference time, since m runs on every real frame)."""
 
     def __init__(self, channels: int, is_map: bool):
         super().__init__()
-        Block = _ResidualConv if is_map else _ResidualFC
-        self.blocks = nn.Sequential(Block(channels), Block(channels))
+        if is_map:
+            self.blocks = nn.Sequential(_ResidualConv(channels, 1), _ResidualConv(channels, 1))
+        else:
+            self.blocks = nn.Sequential(_ResidualFC(channels), _ResidualFC(channels))
         for block in self.blocks:
             nn.init.zeros_(block.body[-1].weight)
             nn.init.zeros_(block.body[-1].bias)
@@ -214,22 +219,27 @@ class LatentCritic(nn.Module):
         return self.body(feature).squeeze(1)
 
 
+VIEW_CODE = 12  # which view g draws: rotation (9) and crop centre (3); data.view_code
+
+
 class ViewPredictor(nn.Module):
-    """g: [feature || crop centre] -> the crop of another view (128 x 128, tanh). A feature map is first pooled
-    to a vector; then the paper's decoder: transposed convs 4x4 (512@4, 256@8, 128@16, 64@32) -> 1@64 -> x2."""
+    """g: [feature || view code] -> the crop of another view (128 x 128, tanh). A feature map is first pooled
+    to a vector; then the paper's decoder: transposed convs 4x4 (512@4, 256@8, 128@16, 64@32) -> 1@64 -> x2.
+    The paper's cameras are fixed, so its g reads only the crop centre; our synthetic views orbit the hand at
+    random, so g is told the view's rotation as well."""
 
     def __init__(self, channels: int, is_map: bool, width: int = 512):
         super().__init__()
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if is_map else nn.Identity()
         w = [width, width // 2, width // 4, width // 8]
-        layers: list[nn.Module] = [nn.ConvTranspose2d(channels + 3, w[0], 4, 1, 0)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(channels + VIEW_CODE, w[0], 4, 1, 0)]
         for a, b in zip(w, w[1:]):
             layers += [nn.BatchNorm2d(a), nn.LeakyReLU(0.2, inplace=True), nn.ConvTranspose2d(a, b, 4, 2, 1)]
         layers += [nn.BatchNorm2d(w[-1]), nn.LeakyReLU(0.2, inplace=True), nn.ConvTranspose2d(w[-1], 1, 4, 2, 1)]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, feature: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-        z = torch.cat([self.pool(feature), centre], 1)[:, :, None, None]
+    def forward(self, feature: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([self.pool(feature), code], 1)[:, :, None, None]
         y = self.body(z)
         return torch.tanh(F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False))
 

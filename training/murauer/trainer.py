@@ -1,0 +1,297 @@
+"""Trains MURAUER in two stages (`config.STAGES`), resumably, on one process or several under torchrun.
+
+pretrain  f and p on labelled synthetic crops: smooth L1 on normalised joints.
+adapt     everything, per step one batch of four parts (synthetic with its second view, labelled real, unlabelled
+          real, paired real/synthetic), all through f at once (batch norm sees the mixture, in training as at the
+          statistics it keeps):
+            l   = l_p + w_c l_c + w_g l_g + w_m l_m        updates f, p, m, g
+            l_p   pose error: p(f(x_s)) on synthetic, p(m(f(x_r))) on labelled real and paired real
+            l_c   |m(f(x_r)) - f(x_s)|^2 on paired samples (the synthetic side is the fixed target)
+            l_g   |g(f(x_s), view) - other view|_1 on synthetic multi-view instants
+            l_m   h(m(f(x_r)))^2: m makes real features look synthetic to h
+            l_h   h(f(x_s))^2 + (h(m(f(x_r))) - 1)^2      updates h (least-squares GAN)
+
+Checkpoints hold tensors and plain data only (weights, optimiser states, position, history, config), read with
+`torch.load(weights_only=True)`. Each step draws its batch from a generator seeded by (seed, stage, step, rank),
+so a resumed run draws what the uninterrupted run would have. Under torchrun every rank draws its own batches and
+the gradients are averaged before each update.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from handtrack.inference.errors import HandtrackError
+from handtrack.training.checkpoint import read_checkpoint, write_checkpoint
+from handtrack.training.configfile import save_config
+from handtrack.training.crossingnets.data import CropSet, load_shards
+from handtrack.training.curves import plot_history
+from handtrack.training.distributed import average_gradients, barrier, setup_distributed
+
+from .config import STAGES
+from .data import MurauerData, load_data
+from .networks import Murauer
+
+CHECKPOINT_FORMAT = 1
+
+
+def build_model(config: dict) -> Murauer:
+    m = config["model"]
+    return Murauer(widths=m["widths"], depths=m["depths"], strides=m["strides"], block=m["block"], head=m["head"],
+                   fused=m["fused"], fc=m["fc"], view_width=m["view_width"])
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return read_checkpoint(path, CHECKPOINT_FORMAT, "MURAUER")
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[Murauer, dict]:
+    ckpt = load_checkpoint(path)
+    config = json.loads(ckpt["config"])
+    model = build_model(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise HandtrackError(f"{path}: weights do not fit this model ({str(exc).splitlines()[0][:200]})") from exc
+    return model.eval(), config
+
+
+def lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to zero at the stage's last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+
+
+def pose_loss(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    return F.smooth_l1_loss(pred.float(), target, beta=beta)
+
+
+class MurauerTrainer:
+    def __init__(self, config: dict, out_dir: Path, resume: bool = False, quiet: bool = False):
+        self.config, self.out = config, Path(out_dir)
+        self.rank, self.world = setup_distributed()
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        torch.manual_seed(config["seed"])  # the same initial weights on every rank
+        self.model = build_model(config)
+        self.memory_format = torch.channels_last if config["channels_last"] else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.quiet = quiet or self.rank != 0
+        cube = config["model"]["cube_mm"]
+        self.data: MurauerData = load_data(config["data"], cube, config["seed"])
+        self.val = self._eval_set(config["data"]["val"], cube)
+        self.real_val = self._eval_set(config["data"]["real_val"], cube)
+        self.history: list[dict] = []
+        self.position = {"stage": 0, "step": 0}
+        self._optim_state: dict | None = None
+        if resume and (self.out / "last.pt").exists():
+            ckpt = load_checkpoint(self.out / "last.pt")
+            self._check_same_model(ckpt)
+            self.model.load_state_dict(ckpt["model"])
+            self.position, self.history, self._optim_state = dict(ckpt["position"]), list(ckpt["history"]), ckpt["optim"]
+
+    @staticmethod
+    def _eval_set(entry: dict | None, cube: float) -> CropSet | None:
+        return load_shards(entry["path"], entry.get("limit", 500), cube) if entry else None
+
+    def _check_same_model(self, ckpt: dict) -> None:
+        theirs = json.loads(ckpt["config"])["model"]
+        if theirs != self.config["model"]:
+            raise HandtrackError(f"{self.out / 'last.pt'}: a model of another configuration; resume with its "
+                                 f"config or train into another folder")
+
+    # --- batches ---------------------------------------------------------------------------------------------
+    def _images(self, crops: CropSet, idx: np.ndarray) -> torch.Tensor:
+        return crops.images(idx).contiguous(memory_format=self.memory_format)
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.config["bf16"]))
+
+    # --- stages ----------------------------------------------------------------------------------------------
+    def _optimisers(self, name: str) -> dict[str, torch.optim.Optimizer]:
+        cfg, wd = self.config["stages"][name], self.config["weight_decay"]
+        m = self.model
+        if name == "pretrain":
+            return {"main": torch.optim.AdamW([*m.f.parameters(), *m.p.parameters()], cfg["lr"], weight_decay=wd)}
+        main = [*m.f.parameters(), *m.p.parameters(), *m.m.parameters(), *m.g.parameters()]
+        return {"main": torch.optim.AdamW(main, cfg["lr"], weight_decay=wd),
+                "critic": torch.optim.AdamW(m.h.parameters(), cfg["lr"], weight_decay=wd)}
+
+    def _pretrain_step(self, rng: np.random.Generator, opt: dict) -> dict[str, float]:
+        s, beta = self.data.synthetic, self.config["loss"]["beta"]
+        idx = rng.integers(len(s), size=self.config["stages"]["pretrain"]["batch"])
+        x, y = self._images(s, idx), s.targets(idx)
+        with self._autocast():
+            pred = self.model.p(self.model.f(x))
+        loss = pose_loss(pred, y, beta)
+        opt["main"].zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients([*self.model.f.parameters(), *self.model.p.parameters()], self.world)
+        opt["main"].step()
+        return {"l_p": loss.item()}
+
+    def _adapt_step(self, rng: np.random.Generator, opt: dict) -> dict[str, float]:
+        d, sizes, w = self.data, self.config["stages"]["adapt"]["batch"], self.config["loss"]
+        m, beta = self.model, w["beta"]
+        parts, targets = {}, {}
+        # synthetic: from the multi-view instants where there are some (their second view feeds g)
+        synth = d.views.first if d.views is not None else d.synthetic
+        idx_s = rng.integers(len(synth), size=sizes["synthetic"])
+        parts["synthetic"], targets["synthetic"] = self._images(synth, idx_s), synth.targets(idx_s)
+        for key, crops in (("real_labelled", d.real_labelled), ("real_unlabelled", d.real_unlabelled),
+                           ("paired_real", d.paired_real)):
+            n = sizes["paired" if key == "paired_real" else key]
+            if crops is not None and n > 0:
+                idx = rng.integers(len(crops), size=n)
+                parts[key] = self._images(crops, idx)
+                if crops.joints is not None:
+                    targets[key] = crops.targets(idx)
+                if key == "paired_real":
+                    parts["paired_synthetic"] = self._images(d.paired_synthetic, idx)
+        names = list(parts)
+        counts = [len(parts[k]) for k in names]
+        real_keys = [k for k in ("real_labelled", "real_unlabelled", "paired_real") if k in parts]
+
+        with self._autocast():
+            feats = dict(zip(names, torch.split(m.f(torch.cat([parts[k] for k in names])), counts)))
+            mapped = {k: m.m(feats[k]) for k in real_keys}
+            l_p = pose_loss(m.p(feats["synthetic"]), targets["synthetic"], beta)
+            for k in ("real_labelled", "paired_real"):
+                if k in mapped and k in targets:
+                    l_p = l_p + pose_loss(m.p(mapped[k]), targets[k], beta)
+            out = {"l_p": l_p}
+            total = l_p
+            if "paired_real" in mapped:
+                out["l_c"] = F.mse_loss(mapped["paired_real"].float(), feats["paired_synthetic"].detach().float())
+                total = total + w["paired"] * out["l_c"]
+            if d.views is not None:
+                view = self._images(d.views.second, idx_s).float()
+                code = torch.from_numpy(d.views.code[idx_s])
+                out["l_g"] = F.l1_loss(m.g(feats["synthetic"], code).float(), view)
+                total = total + w["view"] * out["l_g"]
+            if real_keys:
+                m.h.requires_grad_(False)
+                real_mapped = torch.cat([mapped[k] for k in real_keys])
+                out["l_m"] = (m.h(real_mapped).float() ** 2).mean()
+                total = total + w["adversarial"] * out["l_m"]
+        opt["main"].zero_grad(set_to_none=True)
+        total.backward()
+        m.h.requires_grad_(True)
+        main_params = [p for g in opt["main"].param_groups for p in g["params"]]
+        average_gradients(main_params, self.world)
+        opt["main"].step()
+        if real_keys:  # the critic on detached features: synthetic -> 0, mapped real -> 1
+            with self._autocast():
+                fake = m.h(feats["synthetic"].detach()).float()
+                real = m.h(real_mapped.detach()).float()
+                l_h = (fake ** 2).mean() + ((real - 1) ** 2).mean()
+            opt["critic"].zero_grad(set_to_none=True)
+            l_h.backward()
+            average_gradients(list(m.h.parameters()), self.world)
+            opt["critic"].step()
+            out["l_h"] = l_h
+        return {k: v.item() for k, v in out.items()}
+
+    # --- validation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def error_mm(self, crops: CropSet, real: bool) -> float:
+        """Mean joint error (mm) on labelled crops: p(f(x)), or p(m(f(x))) for real-domain crops."""
+        modes = [(mod, mod.training) for mod in self.model.modules()]
+        self.model.eval()
+        half = self.config["model"]["cube_mm"] / 2
+        errs = []
+        for start in range(0, len(crops), 256):
+            idx = np.arange(start, min(start + 256, len(crops)))
+            with self._autocast():
+                pred = self.model.pose(self._images(crops, idx), real=real).float()
+            errs.append(((pred - crops.targets(idx)).norm(dim=-1) * half).mean(1))
+        for mod, mode in modes:
+            mod.train(mode)
+        return float(torch.cat(errs).mean())
+
+    def validate(self) -> dict[str, float]:
+        out = {}
+        if self.val is not None:
+            out["val_mm"] = self.error_mm(self.val, real=False)
+        if self.real_val is not None:
+            out["real_val_mm"] = self.error_mm(self.real_val, real=True)
+        return out
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+    def save(self, optimisers: dict | None, tag: str | None = None) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out / "config.json")
+        ckpt = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "optim": {k: o.state_dict() for k, o in (optimisers or {}).items()},
+                "position": dict(self.position), "history": self.history, "config": json.dumps(self.config)}
+        write_checkpoint(ckpt, self.out / "last.pt")
+        if tag:
+            write_checkpoint(ckpt, self.out / f"{tag}.pt")
+        plot_history(self.history, self.out / "curves.png")
+        return self.out / "last.pt"
+
+    # --- the schedule ----------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        self.model.train()
+        if not self.quiet:
+            print(f"data: {self.data.describe()}", file=sys.stderr)
+        trained = False
+        for si, name in enumerate(STAGES):
+            cfg = self.config["stages"][name]
+            if si < self.position["stage"] or cfg["steps"] <= 0:
+                continue
+            if si > self.position["stage"]:
+                self.position = {"stage": si, "step": 0}
+            opt = self._optimisers(name)
+            if self.position["step"] > 0 and self._optim_state:
+                for k, o in opt.items():
+                    o.load_state_dict(self._optim_state[k])
+            self._optim_state = None
+            step_fn = self._pretrain_step if name == "pretrain" else self._adapt_step
+            running: dict[str, list[float]] = {}
+            bar = tqdm(total=cfg["steps"], initial=self.position["step"], desc=name, file=sys.stderr,
+                       disable=self.quiet, dynamic_ncols=True)
+            t_last, n_last = time.perf_counter(), self.position["step"]
+            while self.position["step"] < cfg["steps"]:
+                step = self.position["step"]
+                for o in opt.values():
+                    for group in o.param_groups:
+                        group["lr"] = cfg["lr"] * lr_factor(step, cfg["steps"], cfg["warmup"])
+                rng = np.random.default_rng([self.config["seed"], si, step, self.rank])
+                torch.manual_seed(int(rng.integers(2**62)))
+                out = step_fn(rng, opt)
+                trained = True
+                self.position["step"] = step = step + 1
+                for k, v in out.items():
+                    running.setdefault(k, []).append(v)
+                last = step == cfg["steps"]
+                if step % self.config["log_every"] == 0 or last:
+                    now = time.perf_counter()
+                    row = {"stage": name, "step": step, "time": time.time(), "lr": opt["main"].param_groups[0]["lr"],
+                           "steps_per_s": (step - n_last) / max(now - t_last, 1e-9),
+                           **{k: float(np.mean(v)) for k, v in running.items()}}
+                    t_last, n_last, running = now, step, {}
+                    if step % self.config["val_every"] == 0 or last:
+                        row.update(self.validate())
+                    self.history.append(row)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                                     if k not in ("stage", "step", "time", "lr", "steps_per_s")})
+                bar.update(1)
+                if self.rank == 0 and (step % self.config["ckpt_every"] == 0 or last):
+                    self.save(opt, tag=f"{name}_end" if last else None)
+            bar.close()
+        result = self.validate()
+        if self.rank == 0 and (trained or not (self.out / "final.pt").exists()):
+            self.save(None, tag="final")
+        barrier(self.world)
+        return result
