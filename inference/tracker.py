@@ -1,6 +1,6 @@
 """The tracker: a depth frame in, 21 metric 3D joints out, in the MediaPipe Tasks style.
 
-    tracker = HandTracker(TrackerOptions(model="crossingnets"))
+    tracker = HandTracker(TrackerOptions())   # the default model: models_onnx.DEFAULT_MODEL
     result = tracker.process(frame)          # one DepthFrame -> HandResult
     for result in tracker.track(source):     # a stream, newest frame first when the consumer is slow
         ...
@@ -25,6 +25,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from handtrack.models_onnx import DEFAULT_MODEL
+
 from . import skeleton
 from .camera import Intrinsics, project
 from .crop import crop_and_normalise, denormalise_joints
@@ -41,7 +43,7 @@ METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (o
 
 @dataclass(frozen=True)
 class TrackerOptions:
-    model: str = "crossingnets"           # a shipped model name or a .onnx path (the pose model)
+    model: str = DEFAULT_MODEL            # a shipped model name or a .onnx path (the pose model)
     threads: int = 1                      # onnxruntime intra-op threads
     refine_passes: int = 0                # extra pose passes re-centred on the predicted palm (docs/results.md:
                                           # with the centre refiner one more pass gains ~1 mm for 0.9 ms)

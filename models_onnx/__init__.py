@@ -1,6 +1,7 @@
 """Shipped ONNX models and their model cards. A model is named by its method; each method ships one file per
-role: `<method>_pose.onnx` (crop -> joints), `<method>_render.onnx` (latent -> depth) and
-`<method>_render_from_pose.onnx` (joints -> depth), with the card `<method>.md`."""
+role it has: `<method>_pose.onnx` (crop -> joints), `<method>_centre.onnx` (the centre refiner),
+`<method>_render.onnx` (latent -> depth) and `<method>_render_from_pose.onnx` (joints -> depth), with the card
+`<method>.md`. MURAUER ships pose and centre; Crossing Nets all four."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,9 @@ from pathlib import Path
 from handtrack.inference.errors import HandtrackError
 
 HERE = Path(__file__).resolve().parent
+# What the tracker, the stream, the recorder, the GUI and the evaluators use unless told otherwise: the most
+# accurate shipped model (docs/results.md).
+DEFAULT_MODEL = "murauer"
 
 
 def shipped() -> list[str]:

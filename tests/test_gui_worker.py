@@ -197,8 +197,8 @@ def test_synthesis_tiles_and_latent_walk_ends(demo_frames):
     for img in (tiles.input, tiles.synthesized, tiles.difference):
         assert img.shape == (256, 256, 3) and img.dtype == np.uint8 and img.any()
     assert 0.0 < tiles.mean_difference < 2.0
-    a = CapturedPose.from_result(results[5], K, tracker.cube_mm)
-    b = CapturedPose.from_result(results[-1], K, tracker.cube_mm)
+    a = CapturedPose.from_result(synth, results[5], K, tracker.cube_mm)
+    b = CapturedPose.from_result(synth, results[-1], K, tracker.cube_mm)
     walk = LatentWalk(synth, a, b)
     np.testing.assert_array_equal(walk.tile(0.0), capture_tile(synth, a))
     np.testing.assert_array_equal(walk.tile(1.0), capture_tile(synth, b))
@@ -207,7 +207,7 @@ def test_synthesis_tiles_and_latent_walk_ends(demo_frames):
     # No hand, nothing to explain or capture.
     empty = tracker.process(DepthFrame(np.zeros((480, 640), np.float32), K))
     assert synthesis_tiles(synth, empty, K, tracker.cube_mm) is None
-    assert CapturedPose.from_result(empty, K, tracker.cube_mm) is None
+    assert CapturedPose.from_result(synth, empty, K, tracker.cube_mm) is None
 
 
 def test_left_hand_tiles_are_shown_the_way_the_camera_sees_the_hand(demo_frames):

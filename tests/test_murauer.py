@@ -236,3 +236,19 @@ def test_torchrun_with_two_processes_averages_the_gradients(shards, tmp_path):
     single = torch.load(tmp_path / "single" / "final.pt", weights_only=True)["model"]
     weights = [k for k in ddp if k.startswith("f.") and k.endswith("weight") and ddp[k].dim() == 4]
     assert any(not torch.allclose(ddp[k], single[k]) for k in weights)
+
+
+def test_the_experiment_scores_both_methods_and_continues_where_it_stopped(shards, tmp_path):
+    args = ["train", "murauer-experiment", "--source", shards["source"], "--target", shards["target"],
+            "--target-test", shards["target"], "--out", tmp_path / "exp", "--fractions", "0", "25",
+            "--widths", "8", "8", "16", "16", "--fused", "16", "--pretrain-steps", "2", "--adapt-steps", "2",
+            "--threads", "1", "--json", tmp_path / "exp.json", "--plot", tmp_path / "exp.png"]
+    code, stdout, _ = cli(*args)
+    assert code == 0
+    results = json.loads((tmp_path / "exp.json").read_text())["results"]
+    assert set(results) == {"baseline@0", "murauer@0", "baseline@25", "murauer@25"}
+    assert all(np.isfinite(r["target_mean_error_mm"]) for r in results.values())
+    assert (tmp_path / "exp.png").is_file()
+    stamp = (tmp_path / "exp" / "murauer_25" / "final.pt").stat().st_mtime
+    assert cli(*args)[0] == 0                     # a second run trains nothing again
+    assert (tmp_path / "exp" / "murauer_25" / "final.pt").stat().st_mtime == stamp

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from handtrack.models_onnx import DEFAULT_MODEL
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "calibration" / "example_extrinsics.json"
 TARGET_OVERHEAD_MS = 0.2
@@ -27,7 +28,7 @@ SUBSCRIBER_IDLE_S = 2.0  # the subscriber process ends after this long without a
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=300, help="frames for the overhead part (unpaced demo)")
     p.add_argument("--latency-frames", type=int, default=150, help="frames for the latency part (paced demo)")
-    p.add_argument("--model", default="crossingnets")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--json", type=Path, help="write the results here")
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.models_onnx import DEFAULT_MODEL
 
 DEFAULT_DATA = Path("../shared/data")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="crossingnets",
-                   help="a shipped model's name (default crossingnets) or the path of a *_pose.onnx file")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"a shipped model's name (default {DEFAULT_MODEL}) or the path of a *_pose.onnx file")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
 

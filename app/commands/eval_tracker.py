@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.models_onnx import DEFAULT_MODEL
 
 DEFAULT_DATA = Path("../shared/data")
 
@@ -18,7 +19,7 @@ def add_tracker(targets) -> None:
                            description="Run the runtime tracker on the real NYU frame (crop-centre distance to the "
                                        "labelled palm, 14-joint error) and on every SR305 frame (hand found on the "
                                        "annotated palm, presence, plausibility). Each frame is tracked from scratch.")
-    p.add_argument("--model", default="crossingnets", help="a shipped model name or a *_pose.onnx path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model name (default {DEFAULT_MODEL}) or a *_pose.onnx path")
     p.add_argument("--refine-passes", type=int, default=0, help="extra pose passes re-centred on the predicted palm")
     p.add_argument("--no-centre-refine", action="store_true", help="use the localiser's centre as it is")
     p.add_argument("--demo-frames", type=int, default=200, help="demo frames scored against their ground truth")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.recording.writer import COMPRESSIONS
+from handtrack.models_onnx import DEFAULT_MODEL
 
 SOURCE_BUFFER_FRAMES = 16  # frames a source may hold while the loop is busy: absorbs jitter, never grows
 
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="stop after this many frames from every source")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
     track = p.add_mutually_exclusive_group()
-    track.add_argument("--model", default="crossingnets", help="tracker model recorded as predictions")
+    track.add_argument("--model", default=DEFAULT_MODEL, help="tracker model recorded as predictions")
     track.add_argument("--no-track", action="store_true", help="record depth only, no predictions")
     p.add_argument("--hand", choices=("right", "left"), default="right")
     p.add_argument("--compression", choices=COMPRESSIONS, default="auto",

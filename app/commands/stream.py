@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.models_onnx import DEFAULT_MODEL
 
 
 def add_parser(sub) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--unpaced", action="store_true",
                    help="for sources that keep time (demo, recorded sessions): every frame, as fast as the tracker "
                         "takes them, instead of at the camera's pace")
-    p.add_argument("--model", default="crossingnets", help="shipped model name or a pose .onnx file")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name (default {DEFAULT_MODEL}) or a pose .onnx file")
     p.add_argument("--out", action="append", metavar="OUTPUT",
                    help="stdout (default), zmq://HOST:PORT, zmq+msgpack://HOST:PORT (port 0: any free port), "
                         "FILE.jsonl / FILE.ndjson / FILE.msgpack; repeat for several at once")

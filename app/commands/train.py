@@ -32,6 +32,28 @@ def add_parser(sub) -> None:
     m.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
     m.set_defaults(run=run_murauer)
 
+    e = methods.add_parser("murauer-experiment", help="the MURAUER experiment: m%% labelled target, baseline vs MURAUER",
+                           description="Pretrain f + p once on the labelled source, then for each labelled target "
+                                       "percentage train the baseline (source + target labels) and MURAUER (plus m, "
+                                       "h, g on the unlabelled target); score both on held-out target crops. "
+                                       "Re-running continues where it stopped.")
+    e.add_argument("--source", required=True, help="labelled source shards (multi-view: g learns from them)")
+    e.add_argument("--target", required=True, help="target-domain shards: m%% keep their labels")
+    e.add_argument("--target-test", required=True, help="held-out target shards to score on")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--fractions", type=float, nargs="+", default=[0, 1, 10, 100], help="labelled target %%")
+    e.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128], help="backbone stage widths")
+    e.add_argument("--fused", type=int, default=64, help="channels of the fused feature map")
+    e.add_argument("--view-width", type=int, default=128, help="channels of g's first layer (paper: 512)")
+    e.add_argument("--pretrain-steps", type=int, default=3000)
+    e.add_argument("--adapt-steps", type=int, default=1000)
+    e.add_argument("--loss", type=json.loads, help='loss weights as JSON, e.g. \'{"adversarial": 0.01}\'')
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", type=Path, metavar="OUT", help="write the table as JSON")
+    e.add_argument("--plot", type=Path, metavar="PNG", help="write the plot")
+    e.set_defaults(run=run_murauer_experiment)
+
     s = methods.add_parser("semisup", help="the paper's Fig. 3: m%% labelled target + unlabelled rest, three models",
                            description="Pretrain once (VAE on source poses, GAN on all depth), then for each labelled "
                                        "percentage train a posterior from scratch, one from the GAN's trunk, and the "
@@ -83,6 +105,27 @@ def run_murauer(args: argparse.Namespace) -> int:
     from handtrack.training.murauer.config import load_config
     from handtrack.training.murauer.trainer import MurauerTrainer
     return _train(args, load_config, MurauerTrainer)
+
+
+def run_murauer_experiment(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="training")
+    from handtrack.training.murauer.experiment import METHODS, plot_results, run_experiment
+
+    model = {"widths": args.widths, "fused": args.fused, "view_width": args.view_width}
+    results = run_experiment(args.source, args.target, args.target_test, args.out, args.fractions, model,
+                             args.pretrain_steps, args.adapt_steps, args.seed, args.threads, args.loss)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results, "model": model, "pretrain_steps": args.pretrain_steps,
+                                         "adapt_steps": args.adapt_steps, "loss": args.loss, "source": args.source,
+                                         "target": args.target, "target_test": args.target_test}, indent=2) + "\n")
+    if args.plot:
+        plot_results(results, args.plot, f"target {Path(args.target).name}, source {Path(args.source).name}")
+    print(f"{'labelled %':>10}" + "".join(f"{m:>12}" for m in METHODS))
+    for m in args.fractions:
+        row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in METHODS]
+        print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+    return 0
 
 
 def _train(args: argparse.Namespace, load_config, Trainer) -> int:

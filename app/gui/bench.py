@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.models_onnx import DEFAULT_MODEL
 
 
 def add_parser(bsub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     g.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (after a warm-up)")
     g.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     g.add_argument("--repeats", type=int, default=2, help="alternating headless/GUI runs; the best of each counts")
-    g.add_argument("--model", default="crossingnets")
+    g.add_argument("--model", default=DEFAULT_MODEL)
     g.add_argument("--size", default="1500x950", help="window size WxH")
     g.add_argument("--json", type=Path, help="write the results here")
     g.set_defaults(run=run)

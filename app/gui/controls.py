@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtWidgets
 from handtrack.inference.filters import OneEuroOptions
 from handtrack.inference.sources import enumerate_devices
 from handtrack.models_onnx import HERE as MODELS_DIR
-from handtrack.models_onnx import shipped
+from handtrack.models_onnx import DEFAULT_MODEL, shipped
 
 from .worker import TrackingSettings
 
@@ -26,7 +26,7 @@ RECORDING_FILTER = "Recordings (*.mcap *.bag *.db3 *.oni);;All files (*)"
 
 def shipped_models() -> list[str]:
     """The pose models in models_onnx/, by method name."""
-    return shipped() or ["crossingnets"]
+    return shipped() or [DEFAULT_MODEL]
 
 
 class ControlPanel(QtWidgets.QWidget):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError, require
+from handtrack.models_onnx import DEFAULT_MODEL
 
 SCREENSHOT_TIMEOUT_S = 120.0
 
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "3D skeleton, synthesized depth, recording.")
     p.add_argument("--source", help="demo, realsense[:SERIAL], openni[:URI], a recording (.mcap, .bag, .db3, .oni) or "
                                     "a dataset folder (default: the first camera found, else the demo)")
-    p.add_argument("--model", default="crossingnets", help="a shipped model name or a *_pose.onnx path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model name (default {DEFAULT_MODEL}) or a *_pose.onnx path")
     p.add_argument("--hand", choices=("right", "left"), default="right")
     p.add_argument("--record-dir", type=Path, default=Path("recordings"), help="where the Record button saves")
     p.add_argument("--size", default="1500x950", help="window size WxH")

@@ -50,7 +50,7 @@ class SynthesisPanel(QtWidgets.QGroupBox):
     """Input crop | the generator's depth for the frame's latent | their difference."""
 
     def __init__(self, models: SynthesisModels, parent=None):
-        super().__init__("Synthesized depth for the current pose (render route) and |difference|", parent)
+        super().__init__("Synthesized depth for the current pose and |difference|", parent)
         self.models = models
         row, (self.input, self.synthesized, self.difference) = _tile_row(
             ["input crop", "synthesized", "difference"])
@@ -76,7 +76,7 @@ class LatentWalkPanel(QtWidgets.QGroupBox):
     """Capture two poses, then watch the synthesized depth and decoded skeleton walk between their latents."""
 
     def __init__(self, models: SynthesisModels, parent=None):
-        super().__init__("Latent walk: depth and pose decoded between two captured latents", parent)
+        super().__init__("Walk between two captured poses: synthesized depth and skeleton", parent)
         self.models = models
         self.a: CapturedPose | None = None
         self.b: CapturedPose | None = None
@@ -104,11 +104,11 @@ class LatentWalkPanel(QtWidgets.QGroupBox):
 
     def capture(self, which: str, result: HandResult | None, K: Intrinsics, cube_mm: float, model: str) -> bool:
         """Keep the frame's latent as end A or B; False (and nothing changes) if the frame has no hand."""
-        pose = CapturedPose.from_result(result, K, cube_mm) if result is not None else None
         synth = self.models.for_model(model)
-        if pose is None or synth is None:
+        pose = CapturedPose.from_result(synth, result, K, cube_mm) if result is not None and synth else None
+        if pose is None:
             return False
-        if self._walk_model != model:  # latents of another model mean nothing to this one
+        if self._walk_model != model:  # codes of another model mean nothing to this one
             self.reset()
             self._walk_model = model
         setattr(self, which, pose)

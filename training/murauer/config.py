@@ -42,10 +42,13 @@ DEFAULTS: dict = {
         # Per step: 16 synthetic, 16 labelled real, 16 unlabelled real, 16 paired (the paper's 4 x 16); parts
         # without data are left out.
         "adapt": {"steps": 0, "lr": 3.3e-4, "warmup": 100,
-                  "batch": {"synthetic": 16, "real_labelled": 16, "real_unlabelled": 16, "paired": 16}},
+                  "batch": {"synthetic": 16, "real_labelled": 16, "real_unlabelled": 16, "paired": 16},
+                  # False: real crops go straight to p, m stays the identity (the experiment's baseline:
+                  # f + p trained on source and target labels)
+                  "map_real": True},
     },
     "loss": {"beta": 0.02,        # smooth L1 on normalised joints
-             "paired": 0.2, "view": 1e-4, "adversarial": 1e-5},
+             "paired": 0.2, "view": 1e-4, "adversarial": 1e-5},  # 0 leaves that task (and its network) out
     "weight_decay": 1e-4,
     "bf16": True,                 # autocast to bfloat16 (measured 2.2x faster on this AVX-512 BF16 CPU)
     "channels_last": True,

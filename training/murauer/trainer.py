@@ -160,24 +160,26 @@ class MurauerTrainer:
         counts = [len(parts[k]) for k in names]
         real_keys = [k for k in ("real_labelled", "real_unlabelled", "paired_real") if k in parts]
 
+        mapping = self.config["stages"]["adapt"]["map_real"]
+        adversarial = real_keys and mapping and w["adversarial"] > 0
         with self._autocast():
             feats = dict(zip(names, torch.split(m.f(torch.cat([parts[k] for k in names])), counts)))
-            mapped = {k: m.m(feats[k]) for k in real_keys}
+            mapped = {k: m.m(feats[k]) if mapping else feats[k] for k in real_keys}
             l_p = pose_loss(m.p(feats["synthetic"]), targets["synthetic"], beta)
             for k in ("real_labelled", "paired_real"):
                 if k in mapped and k in targets:
                     l_p = l_p + pose_loss(m.p(mapped[k]), targets[k], beta)
             out = {"l_p": l_p}
             total = l_p
-            if "paired_real" in mapped:
+            if "paired_real" in mapped and w["paired"] > 0:
                 out["l_c"] = F.mse_loss(mapped["paired_real"].float(), feats["paired_synthetic"].detach().float())
                 total = total + w["paired"] * out["l_c"]
-            if d.views is not None:
+            if d.views is not None and w["view"] > 0:
                 view = self._images(d.views.second, idx_s).float()
                 code = torch.from_numpy(d.views.code[idx_s])
                 out["l_g"] = F.l1_loss(m.g(feats["synthetic"], code).float(), view)
                 total = total + w["view"] * out["l_g"]
-            if real_keys:
+            if adversarial:
                 m.h.requires_grad_(False)
                 real_mapped = torch.cat([mapped[k] for k in real_keys])
                 out["l_m"] = (m.h(real_mapped).float() ** 2).mean()
@@ -188,7 +190,7 @@ class MurauerTrainer:
         main_params = [p for g in opt["main"].param_groups for p in g["params"]]
         average_gradients(main_params, self.world)
         opt["main"].step()
-        if real_keys:  # the critic on detached features: synthetic -> 0, mapped real -> 1
+        if adversarial:  # the critic on detached features: synthetic -> 0, mapped real -> 1
             with self._autocast():
                 fake = m.h(feats["synthetic"].detach()).float()
                 real = m.h(real_mapped.detach()).float()
