@@ -11,7 +11,7 @@ from handtrack.inference.errors import HandtrackError
 HERE = Path(__file__).resolve().parent
 # What the tracker, the stream, the recorder, the GUI and the evaluators use unless told otherwise: the most
 # accurate shipped model (docs/results.md).
-DEFAULT_MODEL = "murauer"
+DEFAULT_MODEL = "crossingnets"
 
 
 def shipped() -> list[str]:
