@@ -210,6 +210,28 @@ def test_synthesis_tiles_and_latent_walk_ends(demo_frames):
     assert CapturedPose.from_result(synth, empty, K, tracker.cube_mm) is None
 
 
+def test_a_model_without_a_render_route_is_synthesized_through_its_joints(demo_frames):
+    """MURAUER has no generator: its joints are drawn by Crossing Nets' joints -> depth model, and the walk
+    interpolates joints."""
+    from handtrack.app.gui.synthesis import CapturedPose, LatentWalk, Synthesizer, capture_tile, synthesis_tiles
+
+    synth = Synthesizer("murauer")
+    assert synth.kind == "pose" and synth.decoder is None
+    tracker = HandTracker(TrackerOptions(model="murauer", smoothing=None))
+    results = [tracker.process(f) for f in demo_frames[:30]]
+    K = demo_frames[0].intrinsics
+    tiles = synthesis_tiles(synth, results[-1], K, tracker.cube_mm)
+    for img in (tiles.input, tiles.synthesized, tiles.difference):
+        assert img.shape == (256, 256, 3) and img.dtype == np.uint8 and img.any()
+    assert 0.0 < tiles.mean_difference < 2.0
+    a = CapturedPose.from_result(synth, results[5], K, tracker.cube_mm)
+    b = CapturedPose.from_result(synth, results[-1], K, tracker.cube_mm)
+    assert a.code.shape == (1, 21, 3)
+    walk = LatentWalk(synth, a, b)
+    np.testing.assert_array_equal(walk.tile(1.0), capture_tile(synth, b))
+    assert not np.array_equal(walk.tile(0.5), walk.tile(0.0))
+
+
 def test_left_hand_tiles_are_shown_the_way_the_camera_sees_the_hand(demo_frames):
     """A right hand seen through the left-hand path (mirrored in, mirrored out) gives the mirror image of the
     model's view: the input tile must show the crop un-mirrored, i.e. as the camera sees it."""

@@ -108,7 +108,7 @@ def test_every_network_has_the_shapes_murauer_needs(head, block):
     assert model.p(feature).shape == (2, 21, 3)
     assert model.h(feature).shape == (2,)
     assert model.g(feature, torch.zeros(2, 12)).shape == (2, 1, 128, 128)
-    assert torch.equal(model.m(feature), feature)  # m starts as the identity
+    assert torch.equal(model.m(feature), feature) and model.m.is_identity()  # m starts as the identity
 
 
 def test_view_code_says_where_the_other_view_looks():
@@ -146,7 +146,7 @@ def test_both_stages_train_every_loss_and_write_their_files(trained):
     assert "real_val_mm" in history[-1] and "val_mm" in history[-1]
     # the adversarial and paired losses moved m away from the identity
     x = torch.randn(1, model.f.channels, 16, 16)
-    assert not torch.allclose(model.m(x), x)
+    assert not torch.allclose(model.m(x), x) and not model.m.is_identity()
 
 
 def test_real_data_comes_from_shards_frames_and_pairs(shards):
@@ -252,3 +252,24 @@ def test_the_experiment_scores_both_methods_and_continues_where_it_stopped(shard
     stamp = (tmp_path / "exp" / "murauer_25" / "final.pt").stat().st_mtime
     assert cli(*args)[0] == 0                     # a second run trains nothing again
     assert (tmp_path / "exp" / "murauer_25" / "final.pt").stat().st_mtime == stamp
+
+
+def test_a_recorded_session_gives_unlabelled_crops_around_its_recorded_palms(shards, tmp_path):
+    from handtrack.inference.recording.writer import SessionWriter
+    from handtrack.inference.sources import open_source
+    from handtrack.inference.sources.base import StreamInfo
+    from handtrack.inference.tracker import HandTracker, TrackerOptions
+
+    tracker = HandTracker(TrackerOptions(model="crossingnets"))
+    path = tmp_path / "s.mcap"
+    with open_source("demo", frames=4, realtime=False) as source:
+        frames = list(source)
+    with SessionWriter(path, StreamInfo(frames[0].intrinsics, 30.0, "demo"), model="crossingnets") as writer:
+        for frame in frames:
+            writer.write(frame, tracker.process(frame))
+    config = make_config({"data": {"synthetic": [{"path": str(shards["target"])}], "real": [
+        {"kind": "session", "path": str(path), "crops_per_frame": 3, "min_presence": 0.0}]}})
+    crops = load_data(config["data"], 250.0, seed=0).real_unlabelled
+    assert crops.joints is None and len(crops) == 4 * 3
+    hand = crops.images(np.arange(len(crops))).numpy() < 0.9
+    assert hand.mean(axis=(1, 2, 3)).min() > 0.02        # every crop shows the hand

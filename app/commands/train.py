@@ -17,20 +17,11 @@ def add_parser(sub) -> None:
                        description="Train a model. The config is saved beside every checkpoint; --resume "
                                    "continues from OUT/last.pt exactly where it stopped.")
     methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)
-    c = methods.add_parser("crossingnets", help="Crossing Nets: pose VAE + depth GAN + multi-task posterior")
-    c.add_argument("--config", type=Path, required=True, help="JSON config (see training/configs/)")
-    c.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
-    c.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    c.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
-    c.set_defaults(run=run_crossingnets)
+    _run_args(methods.add_parser("crossingnets", help="Crossing Nets: pose VAE + depth GAN + multi-task posterior"),
+              run_crossingnets)
 
-    m = methods.add_parser("murauer", help="MURAUER: residual pose network, real -> synthetic feature mapping, view "
-                                           "prediction and latent adversarial alignment")
-    m.add_argument("--config", type=Path, required=True, help="JSON config (see training/configs/murauer_*.json)")
-    m.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
-    m.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    m.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
-    m.set_defaults(run=run_murauer)
+    _run_args(methods.add_parser("murauer", help="MURAUER: residual pose network, real -> synthetic feature mapping, "
+                                                 "view prediction and latent adversarial alignment"), run_murauer)
 
     e = methods.add_parser("murauer-experiment", help="the MURAUER experiment: m%% labelled target, baseline vs MURAUER",
                            description="Pretrain f + p once on the labelled source, then for each labelled target "
@@ -93,6 +84,23 @@ def add_parser(sub) -> None:
     r.set_defaults(run=run_centre)
 
 
+def _run_args(p: argparse.ArgumentParser, run) -> None:
+    """What every trainer takes: a config file, a run folder, resume, a JSON result."""
+    p.add_argument("--config", type=Path, required=True, help="JSON config (see training/configs/)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the final validation figures as JSON")
+    p.set_defaults(run=run)
+
+
+def _print_table(results: dict, fractions: list[float], methods: tuple[str, ...]) -> None:
+    """Target error per labelled percentage (rows) and method (columns)."""
+    print(f"{'labelled %':>10}" + "".join(f"{m:>12}" for m in methods))
+    for m in fractions:
+        row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in methods]
+        print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+
+
 def run_crossingnets(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="training")
     from handtrack.training.crossingnets.config import load_config
@@ -121,10 +129,7 @@ def run_murauer_experiment(args: argparse.Namespace) -> int:
                                          "target": args.target, "target_test": args.target_test}, indent=2) + "\n")
     if args.plot:
         plot_results(results, args.plot, f"target {Path(args.target).name}, source {Path(args.source).name}")
-    print(f"{'labelled %':>10}" + "".join(f"{m:>12}" for m in METHODS))
-    for m in args.fractions:
-        row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in METHODS]
-        print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+    _print_table(results, args.fractions, METHODS)
     return 0
 
 
@@ -161,10 +166,7 @@ def run_semisup(args: argparse.Namespace) -> int:
                                          "source": args.source, "target": args.target}, indent=2) + "\n")
     if args.plot:
         plot_results(results, args.plot, f"target {Path(args.target).name}, source {Path(args.source).name}")
-    print(f"{'labelled %':>10}" + "".join(f"{m:>12}" for m in METHODS))
-    for m in args.fractions:
-        row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in METHODS]
-        print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+    _print_table(results, args.fractions, METHODS)
     return 0
 
 

@@ -45,7 +45,8 @@ class CropSet:
                        self.joints[idx] if labelled and self.joints is not None else None, self.cube_mm)
 
 
-def _concat(sets: list[CropSet], labelled: bool) -> CropSet | None:
+def concat_crops(sets: list[CropSet], labelled: bool) -> CropSet | None:
+    """The non-empty sets end to end (with their labels if `labelled`), or None if all are empty."""
     sets = [s for s in sets if len(s)]
     if not sets:
         return None
@@ -73,7 +74,7 @@ def load_sources(sources: list[dict], cube_mm: float, seed: int) -> tuple[CropSe
         n_lab = int(round(fraction * len(s)))
         labelled.append(s.subset(np.sort(order[:n_lab])))
         unlabelled.append(s.subset(np.sort(order[n_lab:]), labelled=False))
-    lab = _concat(labelled, True)
+    lab = concat_crops(labelled, True)
     if lab is None:
         raise HandtrackError("the training sources hold no labelled samples (labelled_fraction is 0 everywhere)")
-    return lab, _concat(unlabelled, False)
+    return lab, concat_crops(unlabelled, False)

@@ -27,8 +27,10 @@ DEFAULTS: dict = {
         # Labelled synthetic shard folders [{"path", "limit"}]; multi-view shards (--views 2) also feed g.
         "synthetic": [],
         # Real (target-domain) depth [{"kind": shards | frames | session, "path", "labelled_fraction", "limit",
-        # "crops_per_frame", "jitter_mm"}]: shards keep labelled_fraction of their labels; frames (any folder
-        # open_dataset reads) and sessions are unlabelled, cropped where the tracker finds the hand.
+        # "crops_per_frame", "jitter_mm", "locator_model", "min_presence"}]: shards keep labelled_fraction of
+        # their labels; frames (any folder open_dataset reads) are cropped where the tracker with locator_model
+        # (default crossingnets) finds the hand; sessions around each frame's recorded palm, on frames whose
+        # recorded presence is at least min_presence (default 0.5). Both unlabelled.
         "real": [],
         # Paired real/synthetic samples: labelled real frames with the hand model fitted to their labels and
         # rendered at the same place ([{"kind": "nyu", "path": "../shared/data", "crops": 64}]).

@@ -23,7 +23,7 @@ from handtrack.inference import skeleton
 from handtrack.inference.camera import Intrinsics
 from handtrack.inference.crop import crop_depth, crop_window
 from handtrack.inference.errors import HandtrackError
-from handtrack.training.crossingnets.data import CropSet, _concat, load_shards
+from handtrack.training.crossingnets.data import CropSet, concat_crops, load_shards
 from handtrack.training.synth.generator import SynthShards
 
 
@@ -163,11 +163,11 @@ def nyu_pairs(data_dir: str | Path, n: int, cube_mm: float, rng: np.random.Gener
 
 def load_data(data: dict, cube_mm: float, seed: int) -> MurauerData:
     rng = np.random.default_rng([seed, 11])
-    synthetic = _concat([load_shards(s["path"], s.get("limit"), cube_mm) for s in data["synthetic"]], True)
+    synthetic = concat_crops([load_shards(s["path"], s.get("limit"), cube_mm) for s in data["synthetic"]], True)
     pairs = [p for p in (load_view_pairs(s["path"], s.get("limit"), cube_mm) for s in data["synthetic"]) if p]
     views = None
     if pairs:
-        views = ViewPairs(_concat([p.first for p in pairs], True), _concat([p.second for p in pairs], False),
+        views = ViewPairs(concat_crops([p.first for p in pairs], True), concat_crops([p.second for p in pairs], False),
                           np.concatenate([p.code for p in pairs]))
     labelled, unlabelled = [], []
     for k, src in enumerate(data["real"]):
@@ -184,7 +184,7 @@ def load_data(data: dict, cube_mm: float, seed: int) -> MurauerData:
     paired_real = paired_synth = None
     if data["paired"]:
         made = [nyu_pairs(p["path"], p.get("crops", 64), cube_mm, rng) for p in data["paired"]]
-        paired_real = _concat([m[0] for m in made], True)
-        paired_synth = _concat([m[1] for m in made], True)
-    return MurauerData(synthetic, views, _concat(labelled, True), _concat(unlabelled, False), paired_real,
+        paired_real = concat_crops([m[0] for m in made], True)
+        paired_synth = concat_crops([m[1] for m in made], True)
+    return MurauerData(synthetic, views, concat_crops(labelled, True), concat_crops(unlabelled, False), paired_real,
                        paired_synth)

@@ -3,7 +3,8 @@
     <name>_pose.onnx   crop (B, 1, 128, 128) -> latent (B, C), joints (B, 21, 3)
 
 The graph is p(m(f(x))): the runtime only ever sees real depth, and m is what MURAUER puts between real
-features and the pose head (it starts as the identity and moves only as far as real data pulls it). `latent` is
+features and the pose head (it starts as the identity and moves only as far as real data pulls it; an m that is
+still exactly the identity, as after pretraining alone, is left out of the graph, saving its runtime). `latent` is
 the mapped feature averaged over the grid, a summary for whoever wants one (the tracker passes it on).
 The centre refiner that goes beside it is copied from a shipped one (`centre_from`): the tracker measured the
 shared refiner, and a refiner depends on the crops, not on the pose network.
@@ -31,7 +32,8 @@ class RealPoseRoute(nn.Module):
 
     def __init__(self, model: Murauer):
         super().__init__()
-        self.f, self.m, self.p = model.f, model.m, model.p
+        self.f, self.p = model.f, model.p
+        self.m = nn.Identity() if model.m.is_identity() else model.m
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feature = self.m(self.f(crops))

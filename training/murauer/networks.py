@@ -201,6 +201,10 @@ class FeatureMapping(nn.Module):
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         return self.blocks(feature)
 
+    def is_identity(self) -> bool:
+        """True while every block's last layer is still zero (m never learnt from real data)."""
+        return all(not block.body[-1].weight.any() and not block.body[-1].bias.any() for block in self.blocks)
+
 
 class LatentCritic(nn.Module):
     """h: least-squares discriminator on features (synthetic -> 0, real -> 1)."""
