@@ -11,12 +11,13 @@ from handtrack.inference.errors import HandtrackError
 HERE = Path(__file__).resolve().parent
 # What the tracker, the stream, the recorder, the GUI and the evaluators use unless told otherwise: the most
 # accurate shipped model (docs/results.md).
-DEFAULT_MODEL = "crossingnets"
+DEFAULT_MODEL = "murauer"
 
 
 def shipped() -> list[str]:
     """Methods with a shipped pose model."""
-    return sorted(p.name[: -len("_pose.onnx")] for p in HERE.glob("*_pose.onnx"))
+    return sorted(p.name[: -len("_pose.onnx")] for p in HERE.glob("*_pose.onnx")
+                  if not p.name.endswith("_render_from_pose.onnx"))  # a render model, not a method's pose model
 
 
 def resolve(name_or_path: str | Path, role: str = "pose") -> Path:

@@ -16,7 +16,7 @@ from handtrack.inference.model import PoseModel
 from handtrack.inference.pose_decoder import PoseDecoder
 from handtrack.inference.sources import open_source
 from handtrack.inference.tracker import HandTracker, TrackerOptions
-from handtrack.models_onnx import resolve
+from handtrack.models_onnx import DEFAULT_MODEL, resolve
 
 
 def wait_for(predicate, timeout: float = 20.0) -> bool:
@@ -124,7 +124,7 @@ def test_worker_keeps_tracking_when_a_model_or_a_source_cannot_be_opened(tmp_pat
         assert "cannot use model" in worker.error and "\n" not in worker.error
         count = worker.tracked
         assert wait_for(lambda: worker.tracked > count + 3)  # still tracking with the previous model
-        assert worker.settings.tracker.model == "crossingnets"
+        assert worker.settings.tracker.model == DEFAULT_MODEL
         worker.set_source(str(tmp_path / "no_such_recording.bag"))
         assert wait_for(lambda: worker.source is None and "cannot open" in (worker.error or ""))
         assert "no_such_recording.bag" in worker.error and "\n" not in worker.error
@@ -189,7 +189,7 @@ def test_recording_without_a_connected_source_is_a_one_line_error(tmp_path):
 def test_synthesis_tiles_and_latent_walk_ends(demo_frames):
     from handtrack.app.gui.synthesis import CapturedPose, LatentWalk, Synthesizer, capture_tile, synthesis_tiles
 
-    tracker = HandTracker(TrackerOptions(smoothing=None))
+    tracker = HandTracker(TrackerOptions(model="crossingnets", smoothing=None))
     results = [tracker.process(f) for f in demo_frames[:30]]
     K = demo_frames[0].intrinsics
     synth = Synthesizer("crossingnets")
@@ -239,7 +239,7 @@ def test_left_hand_tiles_are_shown_the_way_the_camera_sees_the_hand(demo_frames)
     from handtrack.app.gui.synthesis import Synthesizer, synthesis_tiles
 
     frame = demo_frames[10]
-    left = HandTracker(TrackerOptions(smoothing=None, hand="left")).process(frame)
+    left = HandTracker(TrackerOptions(model="crossingnets", smoothing=None, hand="left")).process(frame)
     tiles = synthesis_tiles(Synthesizer("crossingnets"), left, frame.intrinsics, 250.0)
     camera_view = crop_tile(left.crop[:, ::-1])  # the crop as the model saw it, flipped back, no skeleton
     skeleton_free = np.all(tiles.input == camera_view, axis=-1)

@@ -273,3 +273,10 @@ def test_a_recorded_session_gives_unlabelled_crops_around_its_recorded_palms(sha
     assert crops.joints is None and len(crops) == 4 * 3
     hand = crops.images(np.arange(len(crops))).numpy() < 0.9
     assert hand.mean(axis=(1, 2, 3)).min() > 0.02        # every crop shows the hand
+
+
+def test_murauer_ships_as_the_default_and_render_models_are_not_methods():
+    from handtrack.inference.tracker import TrackerOptions
+    from handtrack.models_onnx import DEFAULT_MODEL, shipped
+    assert DEFAULT_MODEL == "murauer" and TrackerOptions().model == "murauer"
+    assert shipped() == ["crossingnets", "murauer"]      # not "crossingnets_render_from" (a render model)
