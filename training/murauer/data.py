@@ -93,6 +93,17 @@ def jittered_crops(depth_mm: np.ndarray, K: Intrinsics, centre: np.ndarray, n: i
     return crops, centres
 
 
+def _crops_around(found, src: dict, cube_mm: float, rng: np.random.Generator, default_crops: int) -> CropSet | None:
+    """`crops_per_frame` jittered crops around each (frame, hand centre) of `found`; None if it found none."""
+    crops, centres = [], []
+    for frame, centre in found:
+        c, cc = jittered_crops(frame.depth_mm, frame.intrinsics, centre, src.get("crops_per_frame", default_crops),
+                               src.get("jitter_mm", 5.0), cube_mm, 128, rng)
+        crops.append(c)
+        centres.append(cc)
+    return CropSet(np.concatenate(crops), np.concatenate(centres), None, cube_mm) if crops else None
+
+
 def _frames_crops(src: dict, cube_mm: float, rng: np.random.Generator) -> CropSet:
     """Unlabelled crops of a folder of depth frames, where the tracker finds the hand."""
     from handtrack.inference.sources.folder import open_dataset
@@ -100,20 +111,18 @@ def _frames_crops(src: dict, cube_mm: float, rng: np.random.Generator) -> CropSe
 
     _, frames = open_dataset(src["path"])
     tracker = HandTracker(TrackerOptions(model=src.get("locator_model", "crossingnets"), smoothing=None))
-    crops, centres = [], []
-    for i in range(min(len(frames), src.get("limit") or len(frames))):
-        frame = frames[i]
-        tracker.reset()  # frames of a folder need not follow each other: no seeding from the last palm
-        result = tracker.process(frame)
-        if result.centre_mm is None or not result.present:
-            continue
-        c, cc = jittered_crops(frame.depth_mm, frame.intrinsics, result.centre_mm, src.get("crops_per_frame", 32),
-                               src.get("jitter_mm", 5.0), cube_mm, 128, rng)
-        crops.append(c)
-        centres.append(cc)
-    if not crops:
+
+    def found():
+        for i in range(min(len(frames), src.get("limit") or len(frames))):
+            tracker.reset()  # frames of a folder need not follow each other: no seeding from the last palm
+            result = tracker.process(frames[i])
+            if result.present and result.centre_mm is not None:
+                yield frames[i], result.centre_mm
+
+    crops = _crops_around(found(), src, cube_mm, rng, default_crops=32)
+    if crops is None:
         raise HandtrackError(f"{src['path']}: the tracker found no hand in any frame")
-    return CropSet(np.concatenate(crops), np.concatenate(centres), None, cube_mm)
+    return crops
 
 
 def _session_crops(src: dict, cube_mm: float, rng: np.random.Generator) -> CropSet:
@@ -121,19 +130,18 @@ def _session_crops(src: dict, cube_mm: float, rng: np.random.Generator) -> CropS
     from handtrack.inference.datasets.session import SessionDataset
     from handtrack.inference.recording.reader import META_PREDICTION
 
-    crops, centres = [], []
     with SessionDataset(src["path"], min_presence=src.get("min_presence", 0.5)) as data:
-        for i in range(min(len(data), src.get("limit") or len(data))):
-            frame = data[i]
-            prediction = frame.meta.get(META_PREDICTION)
-            centre = skeleton.palm_centre(np.asarray(prediction["joints_mm"], np.float64))
-            c, cc = jittered_crops(frame.depth_mm, frame.intrinsics, centre, src.get("crops_per_frame", 1),
-                                   src.get("jitter_mm", 5.0), cube_mm, 128, rng)
-            crops.append(c)
-            centres.append(cc)
-    if not crops:
+        def found():
+            for i in range(min(len(data), src.get("limit") or len(data))):
+                frame = data[i]
+                prediction = frame.meta.get(META_PREDICTION)
+                if prediction and prediction["present"] and prediction["joints_mm"] is not None:
+                    yield frame, skeleton.palm_centre(np.asarray(prediction["joints_mm"], np.float64))
+
+        crops = _crops_around(found(), src, cube_mm, rng, default_crops=1)
+    if crops is None:
         raise HandtrackError(f"{src['path']}: no frame of this session has a recorded hand")
-    return CropSet(np.concatenate(crops), np.concatenate(centres), None, cube_mm)
+    return crops
 
 
 def nyu_pairs(data_dir: str | Path, n: int, cube_mm: float, rng: np.random.Generator,
