@@ -1,5 +1,7 @@
-"""Find the hand in a depth frame without ground truth: nearest-object depth slicing, then centre-of-mass
-refinement inside the hand cube (DeepPrior++ practice, docs/REFERENCE section 3).
+"""The depth rules for finding the hand: nearest-object depth slicing, then centre-of-mass refinement inside the
+hand cube (DeepPrior++ practice, docs/REFERENCE section 3); tracking from the previous palm; and lifting a
+detected palm (`handfinder.py`) to 3D with the observed depth. The learned detector comes first in the tracker;
+the nearest-object rule is its fallback.
 
 Detection works on a subsampled image (every `stride`-th pixel), which keeps it well under a millisecond on
 640x480 input; the hand stays dozens of pixels wide at that resolution out to 1.5 m.
@@ -118,13 +120,35 @@ def detect(depth: np.ndarray, K: Intrinsics, opts: LocaliserOptions = LocaliserO
     return NONE
 
 
+def track(depth: np.ndarray, K: Intrinsics, seed: np.ndarray, opts: LocaliserOptions = LocaliserOptions()
+          ) -> Localisation:
+    """The centre of mass in the cube around the previous palm, or NONE if the cube holds too little surface."""
+    d, rays = _points(depth, K, opts.stride, opts)
+    centre, n = _refine(d, rays, np.asarray(seed, dtype=np.float64), opts)
+    if centre is not None and n >= _min_points(opts, K, centre[2]):
+        return Localisation(centre, n, "track")
+    return NONE
+
+
+def palm_from_detection(depth: np.ndarray, K: Intrinsics, uv: np.ndarray, z_mm: float, window_px: int = 6,
+                        tolerance_mm: float = 100.0, behind_mm: float = 10.0) -> np.ndarray:
+    """A detected palm (pixel and regressed depth) as a 3D centre: the depth observed around the pixel (median of
+    the valid values near the regressed one) plus `behind_mm`, since the palm centre lies inside the hand, behind
+    the surface the camera sees. The regression alone is centimetres off; the observation is not. Where nothing
+    near is observed (a hole), the regressed depth stays."""
+    u, v = int(round(uv[0])), int(round(uv[1]))
+    patch = depth[max(v - window_px, 0):v + window_px + 1, max(u - window_px, 0):u + window_px + 1]
+    near = patch[(patch > 0) & (np.abs(patch - z_mm) < tolerance_mm)]
+    z = float(np.median(near)) + behind_mm if near.size else float(z_mm)
+    return np.array([(uv[0] - K.cx) * z / K.fx, (uv[1] - K.cy) * z / K.fy, z])
+
+
 def localise(depth: np.ndarray, K: Intrinsics, seed: np.ndarray | None = None,
              opts: LocaliserOptions = LocaliserOptions()) -> Localisation:
     """The hand's cube centre in `depth` (mm, 0 = missing): from `seed` when it still finds a hand there,
     otherwise by detection."""
     if seed is not None:
-        d, rays = _points(depth, K, opts.stride, opts)
-        centre, n = _refine(d, rays, np.asarray(seed, dtype=np.float64), opts)
-        if centre is not None and n >= _min_points(opts, K, centre[2]):
-            return Localisation(centre, n, "track")
+        loc = track(depth, K, seed, opts)
+        if loc.centre is not None:
+            return loc
     return detect(depth, K, opts)

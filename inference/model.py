@@ -13,7 +13,7 @@ Every handtrack model carries one metadata entry, key `handtrack`, whose value i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,11 @@ from handtrack.inference.errors import HandtrackError
 
 METADATA_KEY = "handtrack"
 METADATA_FORMAT = 1
-ROLES = ("pose", "render", "render_from_pose", "centre")
+ROLES = ("pose", "render", "render_from_pose", "centre", "detector", "presence")
 DEPTH_NORMALISATION = "(depth_mm - centre_z) / (cube_mm / 2); missing and farther than the cube -> +1; clip to [-1, 1]"
+# The detector reads the whole frame instead of a crop.
+FRAME_NORMALISATION = ("every extra['frame_stride']-th pixel of the frame; depth_mm / 1000 (metres); missing and "
+                       "farther than extra['max_depth_mm'] -> 0")
 JOINT_NORMALISATION = "(xyz_mm - centre) / (cube_mm / 2), OpenCV camera frame (x right, y down, z forward)"
 
 
@@ -40,6 +43,7 @@ class ModelInfo:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     training: dict
+    extra: dict = field(default_factory=dict)  # what one role needs beyond the common fields (the detector's strides)
 
     @classmethod
     def from_metadata(cls, meta: dict, source: str) -> ModelInfo:
@@ -51,12 +55,13 @@ class ModelInfo:
                        cube_mm=float(meta["cube_mm"]), input_size=int(meta["input_size"]),
                        joint_set=str(meta["joint_set"]), joint_names=tuple(meta["joint_names"]),
                        inputs=tuple(meta["inputs"]), outputs=tuple(meta["outputs"]),
-                       training=dict(meta.get("training", {})))
+                       training=dict(meta.get("training", {})), extra=dict(meta.get("extra", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise HandtrackError(f"{source}: incomplete handtrack metadata ({exc})") from exc
         if info.role not in ROLES:
             raise HandtrackError(f"{source}: unknown model role '{info.role}'")
-        if meta.get("depth_normalisation") != DEPTH_NORMALISATION:
+        expected = FRAME_NORMALISATION if info.role == "detector" else DEPTH_NORMALISATION
+        if meta.get("depth_normalisation") != expected:
             raise HandtrackError(f"{source}: the model expects a depth normalisation this handtrack does not do")
         if info.joint_set == "canonical21" and info.joint_names != skeleton.JOINT_NAMES:
             raise HandtrackError(f"{source}: joint names differ from handtrack's canonical 21")
@@ -65,9 +70,10 @@ class ModelInfo:
     def to_metadata(self) -> dict:
         return {"format": METADATA_FORMAT, "method": self.method, "role": self.role, "version": self.version,
                 "cube_mm": self.cube_mm, "input_size": self.input_size, "joint_set": self.joint_set,
-                "joint_names": list(self.joint_names), "depth_normalisation": DEPTH_NORMALISATION,
+                "joint_names": list(self.joint_names),
+                "depth_normalisation": FRAME_NORMALISATION if self.role == "detector" else DEPTH_NORMALISATION,
                 "joint_normalisation": JOINT_NORMALISATION, "inputs": list(self.inputs),
-                "outputs": list(self.outputs), "training": self.training}
+                "outputs": list(self.outputs), "training": self.training, "extra": self.extra}
 
 
 def _session(path: Path, threads: int):

@@ -17,12 +17,14 @@ onnxruntime only: importing this module leaves torch unloaded.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from handtrack.models_onnx import DEFAULT_MODEL
@@ -32,12 +34,18 @@ from .camera import Intrinsics, project
 from .crop import crop_and_normalise, denormalise_joints
 from .datasets.base import DepthFrame
 from .filters import OneEuroFilter, OneEuroOptions
-from .localise import LocaliserOptions, localise
+from .handfinder import DetectorModel, PresenceModel
+from .localise import LocaliserOptions, detect, palm_from_detection, track
 from .model import CentreModel, PoseModel, RenderModel
+from .unit_check import DepthUnitCheck
 from .plausibility import frame_plausibility, joint_plausibility
 from .sources.base import META_HOST_TIME, META_SENSOR_TIME
 
+log = logging.getLogger("handtrack")
 STAGES = ("decode", "localise", "crop", "infer", "post")
+FINDER = "handfinder"       # the shipped detector and presence net (models_onnx/handfinder_*.onnx)
+OPEN_3X3 = np.ones((3, 3), np.uint8)
+DETECT_MIN_SCORE = 0.3      # a detector peak below this is no hand (the depth rule then tries, presence judges)
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
 
 
@@ -51,15 +59,18 @@ class TrackerOptions:
                                           # refiner (<model>_centre.onnx), where one is shipped beside it
     smoothing: OneEuroOptions | None = OneEuroOptions()  # None: raw joints
     render_compare: bool = False          # also score the frame by rendering the estimate (needs a render model)
-    hand: str = "right"                   # "left": mirror the crop for the right-hand model, mirror joints back
-    presence_threshold: float = 0.35      # presence below this -> no hand
+    hand: str = "auto"                    # "auto": the presence net says which hand; "left" / "right": fixed. A
+                                          # left hand's crop is mirrored for the right-hand pose model
+    finder: bool = True                   # find the hand with the learned detector and presence net (handfinder);
+                                          # False: the nearest-object rule alone, presence from plausibility
+    presence_threshold: float = 0.5       # presence (a probability with the finder) below this -> no hand
     max_depth_mm: float = 2000.0
     cube_mm: float | None = None          # crop cube edge; None: the model's own (its metadata). The model sees
                                           # a larger cube as a smaller hand and joints scale back with it
 
     def __post_init__(self):
-        if self.hand not in ("right", "left"):
-            raise ValueError(f"hand must be 'right' or 'left', got {self.hand!r}")
+        if self.hand not in ("auto", "right", "left"):
+            raise ValueError(f"hand must be 'auto', 'right' or 'left', got {self.hand!r}")
         if self.cube_mm is not None and not self.cube_mm > 0:
             raise ValueError(f"cube_mm must be positive, got {self.cube_mm}")
 
@@ -67,8 +78,9 @@ class TrackerOptions:
 @dataclass
 class HandResult:
     present: bool
-    presence: float                       # 0..1, how well the depth supports the estimate
-    handedness: str                       # "right" or "left" (as configured)
+    presence: float                       # 0..1: the probability that the crop holds a hand (presence net), or
+                                          # without the finder the plausibility below
+    handedness: str                       # "right" or "left" (detected with hand="auto", else as configured)
     joints_mm: np.ndarray | None          # (21, 3) camera frame (OpenCV: x right, y down, z forward), mm
     uv: np.ndarray | None                 # (21, 2) pixel coordinates
     confidence: np.ndarray | None         # (21,) per-joint plausibility 0..1
@@ -81,6 +93,9 @@ class HandResult:
     render_error: float | None = None     # mean |synthesized - observed| on hand pixels (normalised depth)
     latent: np.ndarray | None = None      # (1, d) the pose model's latent for this frame (the render route's input)
     crop: np.ndarray | None = None        # (S, S) the normalised crop the pose came from, as the model saw it
+    plausibility: float = 0.0             # 0..1, how well the observed depth supports the estimated joints
+    left_probability: float | None = None  # the detector's p(left hand) when it found this hand (kept while tracked)
+    auto_hand: bool = False               # handedness was detected (hand="auto"), not configured
     joint_names: tuple[str, ...] = skeleton.JOINT_NAMES
 
 
@@ -141,17 +156,26 @@ class HandTracker:
                 self.centre_model = CentreModel(centre_path, threads=options.threads)
         if options.render_compare:
             self.render_model = RenderModel(resolve(_render_name(options.model), "render"), threads=options.threads)
+        self.detector = self.presence_model = self.unit_check = None
+        if options.finder:
+            detector, presence = _beside(FINDER, "detector"), _beside(FINDER, "presence")
+            if detector is not None and presence is not None:
+                self.detector = DetectorModel(detector, threads=options.threads)
+                self.presence_model = PresenceModel(presence, threads=options.threads)
+                self.unit_check = DepthUnitCheck(self.detector)
         info = self.pose_model.info
         self.cube_mm, self.input_size = options.cube_mm or info.cube_mm, info.input_size
         self.localiser = LocaliserOptions(cube_mm=self.cube_mm, max_depth_mm=options.max_depth_mm)
         self.filter = OneEuroFilter(options.smoothing) if options.smoothing else None
         self.stats: Counter = Counter()
         self._seed: np.ndarray | None = None
+        self._left: float | None = None  # the detector's p(left) for the hand being tracked
         self._index = 0
 
     def reset(self) -> None:
-        """Forget the previous frame (seed and filter state), e.g. after a jump in the stream."""
+        """Forget the previous frame (seed, handedness and filter state), e.g. after a jump in the stream."""
         self._seed = None
+        self._left = None
         if self.filter:
             self.filter.reset()
 
@@ -173,8 +197,15 @@ class HandTracker:
         K = frame.intrinsics
         t1 = time.perf_counter()
         lat["decode"] = (t1 - t0) * 1e3
-        loc = localise(depth, K, self._seed, self.localiser)
-        centre = loc.centre
+        centre, detected, p_left = self._locate(depth, K, lat)
+        if self.unit_check is not None and not self.unit_check.done:
+            self.unit_check.observe(depth, detected)
+            if self.unit_check.message:
+                log.warning(self.unit_check.message)
+        if self.unit_check is not None and self.unit_check.factor not in (None, 1.0):
+            self.stats["skipped_units"] += 1
+            self.reset()
+            return self._empty(timestamp, index, lat, skipped=self.unit_check.message)
         if centre is not None and self.centre_model is not None:
             centre = self._refine_centre(depth, K, centre)
         t2 = time.perf_counter()
@@ -184,29 +215,43 @@ class HandTracker:
             self.reset()
             return self._empty(timestamp, index, lat)
         crop_ms, infer_ms = 0.0, 0.0
-        for _ in range(1 + self.options.refine_passes):
+        ta = time.perf_counter()
+        crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
+        crop_ms += (time.perf_counter() - ta) * 1e3
+        p_hand, hand = None, self.options.hand
+        if self.presence_model is not None:
+            tp = time.perf_counter()
+            p_hand = self.presence_model.probability(crop)
+            lat["presence"] = (time.perf_counter() - tp) * 1e3  # counted in "infer"
+            infer_ms += lat["presence"]
+        if p_left is not None:  # the detector found the hand on this frame: its side holds while it is tracked
+            self._left = p_left
+        if hand == "auto":  # without the detector's word, a right hand (the pose models are right-hand models)
+            hand = "left" if self._left is not None and self._left > 0.5 else "right"
+        for k in range(1 + self.options.refine_passes):
             ta = time.perf_counter()
-            crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
-            if self.options.hand == "left":
-                crop = crop[:, ::-1]  # the right-hand model sees a mirrored left hand
+            if k > 0:
+                crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
+            model_crop = crop[:, ::-1] if hand == "left" else crop  # the right-hand model sees a mirrored left hand
             tb = time.perf_counter()
-            latent, joints_norm = self.pose_model.predict(crop)
+            latent, joints_norm = self.pose_model.predict(model_crop)
             joints_norm = joints_norm[0].astype(np.float64)
-            if self.options.hand == "left":
+            if hand == "left":
                 joints_norm[:, 0] *= -1.0
             joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
             tc = time.perf_counter()
             crop_ms += (tb - ta) * 1e3
             infer_ms += (tc - tb) * 1e3
-            used_crop, used_latent, used_centre = crop, latent, window.center
+            used_crop, used_latent, used_centre = model_crop, latent, window.center
             centre = _pose_centre(joints)  # the next pass (if any) is centred on the predicted palm
         lat["crop"], lat["infer"] = crop_ms, infer_ms
         t3 = time.perf_counter()
         confidence = joint_plausibility(joints, depth, K)
-        presence = frame_plausibility(confidence)
+        plausibility = frame_plausibility(confidence)
+        presence = plausibility if p_hand is None else p_hand
         render_error = None
         if self.render_model is not None:
-            render_error = _render_error(self.render_model, used_latent, used_crop, self.options.hand)
+            render_error = _render_error(self.render_model, used_latent, used_crop, hand)
             presence *= float(np.exp(-render_error / 0.25))
         present = bool(presence >= self.options.presence_threshold)
         if not present:
@@ -220,24 +265,49 @@ class HandTracker:
         uv = project(joints, K)
         lat["post"] = (time.perf_counter() - t3) * 1e3
         lat["total"] = (time.perf_counter() - t0) * 1e3
-        return HandResult(present, float(presence), self.options.hand, joints, uv, confidence, np.asarray(used_centre),
+        return HandResult(present, float(presence), hand, joints, uv, confidence, np.asarray(used_centre),
                           float(timestamp), time.monotonic(), lat, index, None, render_error,
-                          used_latent, used_crop)
+                          used_latent, used_crop, float(plausibility), self._left,
+                          self.options.hand == "auto" and self._left is not None)
+
+    def _locate(self, depth: np.ndarray, K: Intrinsics, lat: dict) -> tuple[np.ndarray | None, float, float | None]:
+        """The rough hand centre (or None), the detector's best score on this frame (1 while tracking) and its
+        p(left) where it found the hand.
+
+        The previous palm, where the cube around it still holds a hand-sized surface; else the detector's best
+        palm; else the nearest-object rule (whose crop the presence net then judges)."""
+        if self._seed is not None:
+            loc = track(depth, K, self._seed, self.localiser)
+            if loc.centre is not None:
+                return loc.centre, 1.0, None
+        best = 0.0
+        if self.detector is not None:
+            t = time.perf_counter()
+            candidates = self.detector.detect(depth, top=1)
+            lat["detector"] = (time.perf_counter() - t) * 1e3  # part of "localise"
+            if candidates:
+                c = candidates[0]
+                best = c.score
+                if best >= DETECT_MIN_SCORE:
+                    return palm_from_detection(depth, K, c.uv, c.z_mm), best, c.left
+        return detect(depth, K, self.localiser).centre, best, None
 
     def _refine_centre(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> np.ndarray:
         """The centre refiner's palm estimate for a crop around `centre` (the localiser's centre of mass,
         which the forearm pulls down the arm)."""
         info = self.centre_model.info  # its own cube, whatever cube the pose crops use
         crop, _ = crop_and_normalise(depth, K, centre, info.cube_mm, info.input_size)
-        mirror = self.options.hand == "left"
-        offset = self.centre_model.offset(crop[:, ::-1] if mirror else crop)
-        if mirror:
-            offset[0] = -offset[0]
+        # Scattered missing pixels (background, +1) throw the refiner off by centimetres (measured: 45 mm with 6 %
+        # dropout); a 3x3 opening fills them and moves a clean frame's answer by ~3 mm.
+        crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN, OPEN_3X3)
+        # Trained on mirrored crops half of the time, it serves either hand as it is.
+        offset = self.centre_model.offset(crop)
         return centre + offset * (info.cube_mm / 2)
 
     def _empty(self, timestamp: float, index: int, lat: dict, skipped: str | None = None) -> HandResult:
-        lat = {**lat, "total": sum(lat.values())}
-        return HandResult(False, 0.0, self.options.hand, None, None, None, None, float(timestamp), time.monotonic(),
+        lat = {**lat, "total": sum(v for k, v in lat.items() if k in STAGES)}
+        hand = self.options.hand if self.options.hand != "auto" else "right"
+        return HandResult(False, 0.0, hand, None, None, None, None, float(timestamp), time.monotonic(),
                           lat, index, skipped)
 
     # --- streams -----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Shipped ONNX models and their model cards. A model is named by its method; each method ships one file per
 role it has: `<method>_pose.onnx` (crop -> joints), `<method>_centre.onnx` (the centre refiner),
 `<method>_render.onnx` (latent -> depth) and `<method>_render_from_pose.onnx` (joints -> depth), with the card
-`<method>.md`. MURAUER ships pose and centre; Crossing Nets all four."""
+`<method>.md`. MURAUER ships pose and centre; Crossing Nets all four. The hand finder, used with any pose model,
+ships `handfinder_detector.onnx` and `handfinder_presence.onnx` (card `handfinder.md`)."""
 from __future__ import annotations
 
 from pathlib import Path

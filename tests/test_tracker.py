@@ -39,7 +39,8 @@ def test_nyu_frame_hand_found_near_the_labelled_palm(tracker, nyu_frame):
     assert np.linalg.norm(r.centre_mm - nyu_frame.joints_xyz[NYU_PALM]) < 30.0
     assert r.joints_mm.shape == (21, 3) and np.isfinite(r.joints_mm).all()
     assert r.uv.shape == (21, 2) and r.confidence.shape == (21,)
-    assert set(r.latency_ms) == {"decode", "localise", "crop", "infer", "post", "total"}
+    # the stages, and the hand finder's parts of them (the detector in localise, the presence net in infer)
+    assert set(r.latency_ms) == {"decode", "localise", "crop", "infer", "post", "total", "detector", "presence"}
 
 
 def test_running_the_tracker_never_imports_torch():

@@ -69,7 +69,34 @@ def bench_one(model: str, threads: int, frames: list, n: int) -> dict:
         present += r.present
     wall = time.perf_counter() - start
     return {"model": model, "threads": threads, "frames": n, "fps_end_to_end": round(n / wall, 1),
-            "present_fraction": round(present / n, 3), "stages": _summary(latencies)}
+            "present_fraction": round(present / n, 3), "stages": _summary(latencies),
+            "finder": finder_cost(tracker, frames, n)}
+
+
+def finder_cost(tracker, frames: list, n: int) -> dict:
+    """The hand finder's own cost per frame: the detector on the whole frame (it runs whenever no hand is being
+    tracked: every frame of a scene without one) and the presence net on a crop (every frame with a hand)."""
+    from handtrack.inference.crop import crop_and_normalise
+    from handtrack.inference.tracker import decode_depth
+
+    if tracker.detector is None:
+        return {}
+    times: dict[str, list[float]] = {"detector": [], "presence": []}
+    for k in range(n):
+        f = frames[k % len(frames)]
+        depth = decode_depth(f.depth_mm, f.intrinsics)
+        t0 = time.perf_counter()
+        cands = tracker.detector.detect(depth, top=1)
+        t1 = time.perf_counter()
+        times["detector"].append((t1 - t0) * 1e3)
+        if cands:
+            crop, _ = crop_and_normalise(depth, f.intrinsics, cands[0].centre(f.intrinsics), tracker.cube_mm,
+                                         tracker.input_size)
+            t2 = time.perf_counter()
+            tracker.presence_model.probability(crop)
+            times["presence"].append((time.perf_counter() - t2) * 1e3)
+    return {name: {"median_ms": round(float(np.median(v)), 4), "p99_ms": round(float(np.percentile(v, 99)), 4)}
+            for name, v in times.items() if v}
 
 
 # Runs `handtrack` in a fresh interpreter and prints its VmHWM (peak resident memory of this process image) at
@@ -121,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
                 s = r["stages"]
                 print(f"{model:<14} {name:<6} threads {threads}: {r['fps_end_to_end']:>7.1f} FPS end to end | "
                       + " ".join(f"{k} {s[k]['median_ms']:.3f}/{s[k]['p99_ms']:.3f}" for k in STAGES)
-                      + " ms (median/p99)")
+                      + " ms (median/p99)" + "".join(f" | {k} {v['median_ms']:.3f}/{v['p99_ms']:.3f}"
+                                                     for k, v in r["finder"].items()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB (this process: tracker, models and the frames in memory)")
     headless = []

@@ -12,7 +12,7 @@ from handtrack.inference.errors import HandtrackError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="synthetic data: render shards (synth), compare with real crops (compare), fit the pose prior (fit-prior)",
+    p = sub.add_parser("data", help="synthetic data: render shards (synth), detector frames (frames), compare with real crops (compare), fit the pose prior (fit-prior)",
                        description="Synthetic training data.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -32,6 +32,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     s.add_argument("--preview", type=Path, help="also write a PNG grid of the first samples")
     s.set_defaults(run=run_synth)
+
+    fr = dsub.add_parser("frames", help="render synthetic full frames and crops for the hand detector and presence net",
+                         description="Synthetic full frames (bodies, arms, clutter, walls, left and right hands, "
+                                     "frames without a hand, wrong depth scales) at the detector's resolution, "
+                                     "with hand / not-a-hand crops cut from them (training/detect/frames.py).")
+    fr.add_argument("--n", type=int, required=True, help="number of frames")
+    fr.add_argument("--out", type=Path, required=True, help="output folder for frames_*.npz")
+    fr.add_argument("--seed", type=int, default=0)
+    fr.add_argument("--shard-size", type=int, default=500)
+    fr.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
+    fr.set_defaults(run=run_frames)
 
     c = dsub.add_parser("compare", help="picture of real NYU/SR305 crops beside synthetic crops of each sensor")
     c.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared real data folder")
@@ -99,6 +110,38 @@ def run_synth(args: argparse.Namespace) -> int:
         from handtrack.training.synth.preview import save_preview
         save_preview(args.out, args.preview)
         print(f"preview: {args.preview}")
+    return 0
+
+
+def _generate_frames(k: int, out: Path, n: int, shard_size: int, seed: int) -> int:
+    from handtrack.training.detect.data import write_shard
+    write_shard(out, k, n, shard_size, seed)
+    return min(shard_size, n - k * shard_size)
+
+
+def run_frames(args: argparse.Namespace) -> int:
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    if args.n <= 0 or args.shard_size <= 0 or args.workers <= 0:
+        raise HandtrackError("--n, --shard-size and --workers must be positive")
+    n_shards = (args.n + args.shard_size - 1) // args.shard_size
+    start = time.perf_counter()
+    job = partial(_generate_frames, out=args.out, n=args.n, shard_size=args.shard_size, seed=args.seed)
+    with tqdm(total=args.n, unit="frame", desc="frames", file=sys.stderr) as bar:
+        try:
+            if args.workers == 1:
+                for k in range(n_shards):
+                    bar.update(job(k))
+            else:
+                with get_context("spawn").Pool(args.workers) as pool:
+                    for done in pool.imap_unordered(job, range(n_shards)):
+                        bar.update(done)
+        except OSError as exc:
+            raise HandtrackError(f"writing frames to {args.out} failed: {exc}") from exc
+    elapsed = time.perf_counter() - start
+    print(f"wrote {args.n} frames in {n_shards} shard(s) to {args.out} ({args.n / elapsed:.1f} frames/s)")
     return 0
 
 

@@ -33,7 +33,10 @@ def add_parser(sub) -> None:
                    help="stdout (default), zmq://HOST:PORT, zmq+msgpack://HOST:PORT (port 0: any free port), "
                         "FILE.jsonl / FILE.ndjson / FILE.msgpack; repeat for several at once")
     p.add_argument("--frames", type=_positive, metavar="N", help="stop after N messages")
-    p.add_argument("--hand", choices=("right", "left"), default="right", help="the hand to track")
+    p.add_argument("--hand", choices=("auto", "right", "left"), default="auto",
+                   help="the hand to track; auto: the presence net says which (default)")
+    p.add_argument("--no-finder", action="store_true",
+                   help="find the hand with the nearest-object rule alone (no learned detector / presence net)")
     p.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro filtering of the joints")
     p.add_argument("--calibration", type=Path, metavar="FILE",
                    help="extrinsics file (calibration/example_extrinsics.json): also send the joints in its base "
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise HandtrackError(f"--camera-frame {camera_frame} differs from the calibration's camera_frame "
                              f"{extrinsics.camera_frame}")
     tracker = HandTracker(TrackerOptions(model=args.model, threads=args.threads, hand=args.hand,
+                                         finder=not args.no_finder,
                                          smoothing=OneEuroOptions() if args.smoothing == "on" else None))
     stop = threading.Event()
     with ExitStack() as stack:

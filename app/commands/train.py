@@ -82,6 +82,45 @@ def add_parser(sub) -> None:
     r.add_argument("--version", default="centre-1", help="model version written into the ONNX metadata")
     r.add_argument("--json", type=Path, metavar="OUT", help="write the validation history as JSON")
     r.set_defaults(run=run_centre)
+    _add_detect(methods)
+
+
+def _add_detect(methods) -> None:
+    d = methods.add_parser("detect", help="the hand detector (whole frame) and presence net (crop) (ONNX on export)",
+                           description="Train the hand finder on synthetic full frames and crops from "
+                                       "'handtrack data frames': the detector (palm heatmap, handedness, depth on "
+                                       "the subsampled frame), then the presence net (hand / not a hand, left / "
+                                       "right on the crop) with a fitted temperature; export both with --export.")
+    d.add_argument("--data", type=Path, nargs="+", required=True, help="frame shard folders (handtrack data frames)")
+    d.add_argument("--out", type=Path, required=True, help="run folder (detector.pt, presence.pt, result.json)")
+    d.add_argument("--detector-steps", type=int, default=3000)
+    d.add_argument("--presence-steps", type=int, default=2000)
+    d.add_argument("--batch", type=int, default=64)
+    d.add_argument("--lr", type=float, default=2e-3)
+    d.add_argument("--threads", type=int, default=2)
+    d.add_argument("--export", type=Path, metavar="DIR", help="also write DIR/handfinder_{detector,presence}.onnx")
+    d.add_argument("--version", default="handfinder-1", help="model version written into the ONNX metadata")
+    d.add_argument("--json", type=Path, metavar="OUT", help="write the training history as JSON")
+    d.set_defaults(run=run_detect)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="training")
+    import sys
+
+    from handtrack.training.detect.trainer import export, train
+
+    result = train(args.data, args.out, args.detector_steps, args.presence_steps, args.batch, args.lr, args.threads)
+    if args.export:
+        command = " ".join(["handtrack"] + sys.argv[1:])
+        paths = export(args.out, args.export, args.version, command=command,
+                       data=", ".join(str(p) for p in args.data))
+        result["onnx"] = [str(p) for p in paths]
+        print("wrote " + ", ".join(map(str, paths)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def _run_args(p: argparse.ArgumentParser, run) -> None:

@@ -63,4 +63,5 @@ class ConfidencePlot(pg.PlotWidget):
             return
         self.bars.setOpts(height=np.asarray(result.confidence, dtype=float))
         state = "tracked" if result.present else "not tracked"
-        self.setTitle(f"presence {result.presence:.2f} ({state}), joint confidence", size="9pt")
+        hand = f"{result.handedness} hand" + (" (detected)" if result.auto_hand else "")
+        self.setTitle(f"{hand}, presence {result.presence:.2f} ({state}), joint confidence", size="9pt")

@@ -18,7 +18,7 @@ from handtrack.inference.sources.base import META_HOST_TIME, META_INDEX, META_SE
 from handtrack.inference.tracker import HandResult
 
 SCHEMA_NAME = "handtrack/hand_frame"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = "hand_frame.v1.schema.json"
 DEFAULT_CAMERA_FRAME = "camera_depth_optical_frame"  # the RealSense ROS wrapper's name for the depth optical frame
 # Rounding keeps lines short and JSON fast; each step is far below the tracker's accuracy.
@@ -85,7 +85,10 @@ def _hand(result: HandResult, extrinsics) -> dict:
     score = float(result.presence)
     hand = {
         "handedness": result.handedness,
-        "handedness_source": "configured",  # the tracker is told which hand it follows (--hand); it does not classify
+        # "detected": the presence net classified it (--hand auto); "configured": set with --hand left/right
+        "handedness_source": "detected" if result.left_probability is not None and result.auto_hand else "configured",
+        "left_probability": (round(float(result.left_probability), DECIMALS_SCORE)
+                             if result.left_probability is not None else None),
         "present": bool(result.present and usable),
         "score": round(score, DECIMALS_SCORE) if np.isfinite(score) else 0.0,
         "joints_m": None, "joints_px": None, "joint_confidence": None,

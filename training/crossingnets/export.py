@@ -77,15 +77,18 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str = "
 
 
 def write_onnx(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], info: ModelInfo,
-               path: Path) -> None:
-    """Export `module` (batch dimension dynamic) to one self-contained ONNX file carrying `info` as metadata."""
+               path: Path, spatial: bool = False) -> None:
+    """Export `module` (batch dimension dynamic; with `spatial`, height and width too, for fully convolutional
+    networks that read whole frames) to one self-contained ONNX file carrying `info` as metadata."""
     import onnx
 
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if spatial:
+        shapes.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # the exporter's own deprecation notices, not ours
         program = torch.onnx.export(module, (example,), None, input_names=inputs, output_names=outputs,
-                                    dynamic_shapes=({0: batch},), opset_version=OPSET, dynamo=True,
+                                    dynamic_shapes=(shapes,), opset_version=OPSET, dynamo=True,
                                     external_data=False, verbose=False)
     proto = program.model_proto
     del proto.metadata_props[:]

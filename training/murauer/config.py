@@ -16,6 +16,9 @@ REAL_KINDS = ("shards", "frames", "session")
 DEFAULTS: dict = {
     "name": "murauer",
     "seed": 0,
+    # A MURAUER checkpoint whose weights start this run (fine-tuning: e.g. a longer schedule or other data on top
+    # of a trained model); the model section must match it. Ignored on --resume, which starts from last.pt.
+    "init": None,
     "threads": 0,                 # torch intra-op threads; 0 = torch's default
     "model": {
         "widths": [32, 64, 128, 256], "depths": [2, 2, 2, 2], "strides": [1, 2, 2, 2],
@@ -72,6 +75,8 @@ def load_config(path: str | Path) -> dict:
     if not config["data"]["synthetic"]:
         raise HandtrackError(f"{path}: data.synthetic names no training data")
     _check(config, path)
+    if config["init"]:
+        config["init"] = resolve_path(config["init"], path)
     d = config["data"]
     for src in d["synthetic"] + d["real"] + d["paired"] + [v for v in (d["val"], d["real_val"]) if v]:
         src["path"] = resolve_path(src["path"], path)

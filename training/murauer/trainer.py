@@ -95,19 +95,23 @@ class MurauerTrainer:
         self._optim_state: dict | None = None
         if resume and (self.out / "last.pt").exists():
             ckpt = load_checkpoint(self.out / "last.pt")
-            self._check_same_model(ckpt)
+            self._check_same_model(ckpt, self.out / "last.pt")
             self.model.load_state_dict(ckpt["model"])
             self.position, self.history, self._optim_state = dict(ckpt["position"]), list(ckpt["history"]), ckpt["optim"]
+        elif config["init"]:
+            init = load_checkpoint(config["init"])
+            self._check_same_model(init, config["init"])
+            self.model.load_state_dict(init["model"])
 
     @staticmethod
     def _eval_set(entry: dict | None, cube: float) -> CropSet | None:
         return load_shards(entry["path"], entry.get("limit", 500), cube) if entry else None
 
-    def _check_same_model(self, ckpt: dict) -> None:
+    def _check_same_model(self, ckpt: dict, path: Path) -> None:
         theirs = json.loads(ckpt["config"])["model"]
         if theirs != self.config["model"]:
-            raise HandtrackError(f"{self.out / 'last.pt'}: a model of another configuration; resume with its "
-                                 f"config or train into another folder")
+            raise HandtrackError(f"{path}: a model of another configuration; use its config's model section or "
+                                 f"train into another folder")
 
     # --- batches ---------------------------------------------------------------------------------------------
     def _images(self, crops: CropSet, idx: np.ndarray) -> torch.Tensor:

@@ -43,6 +43,28 @@ class Scene:
         return Scene(pose, self.shape, self.joints @ R.T + t, caps, self.parts,
                      np.column_stack([n, d]), self.plane_parts)
 
+    def mirrored(self) -> "Scene":
+        """The mirror image in the camera's x (a right hand becomes a left hand). Capsules are symmetric, so
+        mirroring their end points mirrors the surface; `pose` stays the right hand's (it has no left form)."""
+        caps, planes, joints = self.capsules.copy(), self.planes.copy(), self.joints.copy()
+        caps[:, [0, 3]] *= -1.0
+        planes[:, 0] *= -1.0
+        joints[:, 0] *= -1.0
+        return Scene(self.pose, self.shape, joints, caps, self.parts, planes, self.plane_parts)
+
+    def scaled(self, s: float) -> "Scene":
+        """Everything s times larger and s times farther: the same image, every depth times s (what a wrong
+        depth unit does to a frame)."""
+        caps, planes = self.capsules * s, self.planes.copy()
+        planes[:, 3] *= s
+        return Scene(self.pose, self.shape, self.joints * s, caps, self.parts, planes, self.plane_parts)
+
+    def without(self, parts: tuple[int, ...]) -> "Scene":
+        """The scene with the capsules of these part labels removed (e.g. the hand, keeping the arm)."""
+        keep = ~np.isin(self.parts, parts)
+        return Scene(self.pose, self.shape, self.joints, self.capsules[keep], self.parts[keep], self.planes,
+                     self.plane_parts)
+
 
 def _rot(axis: int, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
