@@ -5,11 +5,14 @@
     for result in tracker.track(source):     # a stream, newest frame first when the consumer is slow
         ...
 
-Per frame: decode (validate the depth, NaN/inf -> missing) -> localise (depth slicing, or the previous palm
-as seed; then the model's centre refiner moves the centre of mass, which the forearm pulls down the arm, onto
-the palm, because the pose model was trained on palm-centred crops) -> crop (the one crop code training uses)
--> infer (ONNX pose model; optionally `refine_passes` more passes re-centred on the predicted palm, the
-fallback for models without a refiner) -> post (back to camera mm, confidence, presence, One Euro filtering).
+Per frame: decode (validate the depth, NaN/inf -> missing) -> localise (the previous palm while the hand is
+tracked; else the hand finder's detector on the whole frame, lifted to 3D with the observed depth; else the
+nearest-object rule; then the model's centre refiner moves the centre onto the palm, because the pose model was
+trained on palm-centred crops; on a source's first frames the depth-unit check) -> crop (the one crop code
+training uses) -> presence (the presence net's p(hand) on the crop; a left hand, as the detector says, is mirrored
+for the right-hand pose model) -> infer (ONNX pose model; on a frame where the hand was found anew one more pass
+re-centred on the predicted palm, and optionally `refine_passes` more) -> post (back to camera mm, per-joint
+confidence, One Euro filtering).
 
 Frames the tracker cannot read (empty, wrong shape or dtype, depth that looks like metres) are skipped with a
 counted reason in `stats` and a result whose `skipped` says why; they never raise. numpy, opencv and
@@ -53,6 +56,10 @@ METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (o
 class TrackerOptions:
     model: str = DEFAULT_MODEL            # a shipped model name or a .onnx path (the pose model)
     threads: int = 1                      # onnxruntime intra-op threads
+    recentre_found: bool = True           # on a frame where the hand is found anew (not tracked), one more pose
+                                          # pass re-centred on the predicted palm (docs/results.md)
+    track_from_palm: bool = True          # while tracking, refine the previous predicted palm itself rather than
+                                          # the centre of mass around it (which the forearm pulls down the arm)
     refine_passes: int = 0                # extra pose passes re-centred on the predicted palm (docs/results.md:
                                           # with the centre refiner one more pass gains ~1 mm for 0.9 ms)
     centre_refine: bool = True            # move the localiser's centre onto the palm with the model's centre
@@ -97,6 +104,14 @@ class HandResult:
     left_probability: float | None = None  # the detector's p(left hand) when it found this hand (kept while tracked)
     auto_hand: bool = False               # handedness was detected (hand="auto"), not configured
     joint_names: tuple[str, ...] = skeleton.JOINT_NAMES
+
+
+@dataclass(frozen=True)
+class Located:
+    centre: np.ndarray | None  # rough hand centre (before the centre refiner), or None
+    score: float               # the detector's best score on this frame (0 where it did not run or saw nothing)
+    left: float | None         # the detector's p(left) where it found the hand on this frame
+    tracked: bool              # the centre came from the previous frame's palm
 
 
 class FrameSkipped(Exception):
@@ -197,9 +212,10 @@ class HandTracker:
         K = frame.intrinsics
         t1 = time.perf_counter()
         lat["decode"] = (t1 - t0) * 1e3
-        centre, detected, p_left = self._locate(depth, K, lat)
+        found = self._locate(depth, K, lat)
+        centre, p_left = found.centre, found.left
         if self.unit_check is not None and not self.unit_check.done:
-            self.unit_check.observe(depth, detected)
+            self.unit_check.observe(depth, 1.0 if found.tracked else found.score)
             if self.unit_check.message:
                 log.warning(self.unit_check.message)
         if self.unit_check is not None and self.unit_check.factor not in (None, 1.0):
@@ -228,7 +244,8 @@ class HandTracker:
             self._left = p_left
         if hand == "auto":  # without the detector's word, a right hand (the pose models are right-hand models)
             hand = "left" if self._left is not None and self._left > 0.5 else "right"
-        for k in range(1 + self.options.refine_passes):
+        passes = 1 + self.options.refine_passes + int(self.options.recentre_found and not found.tracked)
+        for k in range(passes):
             ta = time.perf_counter()
             if k > 0:
                 crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
@@ -270,16 +287,13 @@ class HandTracker:
                           used_latent, used_crop, float(plausibility), self._left,
                           self.options.hand == "auto" and self._left is not None)
 
-    def _locate(self, depth: np.ndarray, K: Intrinsics, lat: dict) -> tuple[np.ndarray | None, float, float | None]:
-        """The rough hand centre (or None), the detector's best score on this frame (1 while tracking) and its
-        p(left) where it found the hand.
-
-        The previous palm, where the cube around it still holds a hand-sized surface; else the detector's best
-        palm; else the nearest-object rule (whose crop the presence net then judges)."""
+    def _locate(self, depth: np.ndarray, K: Intrinsics, lat: dict) -> Located:
+        """Where to look: the previous palm, where the cube around it still holds a hand-sized surface; else the
+        detector's best palm; else the nearest-object rule (whose crop the presence net then judges)."""
         if self._seed is not None:
             loc = track(depth, K, self._seed, self.localiser)
             if loc.centre is not None:
-                return loc.centre, 1.0, None
+                return Located(self._seed if self.options.track_from_palm else loc.centre, 1.0, None, True)
         best = 0.0
         if self.detector is not None:
             t = time.perf_counter()
@@ -289,8 +303,8 @@ class HandTracker:
                 c = candidates[0]
                 best = c.score
                 if best >= DETECT_MIN_SCORE:
-                    return palm_from_detection(depth, K, c.uv, c.z_mm), best, c.left
-        return detect(depth, K, self.localiser).centre, best, None
+                    return Located(palm_from_detection(depth, K, c.uv, c.z_mm), best, c.left, False)
+        return Located(detect(depth, K, self.localiser).centre, best, None, False)
 
     def _refine_centre(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> np.ndarray:
         """The centre refiner's palm estimate for a crop around `centre` (the localiser's centre of mass,
