@@ -56,8 +56,8 @@ def run_tracker(args: argparse.Namespace) -> int:
                      "per_frame": [{k: row.get(k) for k in ("frame", "present", "presence", "plausibility",
                                                             "hand_found", "palm_px", "palm_dz_mm")}
                                    for row in sr305]}}
-    print(f"tracker: {args.model}, centre refiner {'on' if refiner else 'off'}, {args.refine_passes} re-centred "
-          "pose pass(es), no ground-truth centre")
+    print(f"tracker: {args.model}, centre refiner {'on' if refiner else 'off'}, a pass re-centred on the predicted "
+          f"palm when a hand is found anew, {args.refine_passes} more on every frame; no ground-truth centre")
     if demo:
         print(f"  demo, {demo['frames']} frames: localiser centre {demo['localiser_centre_error_mm']['mean']:.1f} mm "
               f"from the palm, crop centre {demo['crop_centre_error_mm']['mean']:.1f} mm, "
