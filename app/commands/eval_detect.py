@@ -106,6 +106,7 @@ def _write_overlays(path: Path, rows: list[dict], options, columns: int = 3) -> 
     with their presence (red)."""
     import cv2
 
+    from handtrack.app.commands.eval_tracker import write_contact_sheet
     from handtrack.inference.camera import project
     from handtrack.inference.draw import colorize_depth, draw_cube, draw_skeleton
 
@@ -124,9 +125,4 @@ def _write_overlays(path: Path, rows: list[dict], options, columns: int = 3) -> 
                  + (f"  centre {row['centre_error_mm']:.0f} mm" if row["centre_error_mm"] is not None else "  no hand"))
         cv2.putText(img, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 255, 0), 1, cv2.LINE_AA)
         tiles.append(cv2.resize(img, (480, 360), interpolation=cv2.INTER_AREA))
-    while len(tiles) % columns:
-        tiles.append(np.zeros_like(tiles[0]))
-    sheet = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), sheet):
-        raise HandtrackError(f"cannot write {path}")
+    write_contact_sheet(path, tiles, columns)

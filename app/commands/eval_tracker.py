@@ -117,6 +117,13 @@ def _write_overlays(path: Path, rows: list[dict], cube_mm: float, columns: int =
             label += f"  plaus {row['plausibility']:.2f}"
         cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(tile)
+    write_contact_sheet(path, tiles, columns)
+
+
+def write_contact_sheet(path: Path, tiles: list[np.ndarray], columns: int) -> None:
+    """Equal-sized BGR tiles in rows of `columns` (the last row padded with black), written as one image."""
+    import cv2
+
     while len(tiles) % columns:
         tiles.append(np.zeros_like(tiles[0]))
     sheet = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
