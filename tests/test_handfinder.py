@@ -128,7 +128,10 @@ def test_the_finder_finds_the_real_hands_and_says_which():
     assert right + left >= 11, (right, left)
 
 
-def test_a_wrong_depth_unit_is_named_once_and_its_frames_skipped(caplog):
+@pytest.mark.parametrize("scale, named", [(8.0, "x0.125"), (2.0, "x0.5"), (0.125, "x8")])
+def test_a_wrong_depth_unit_is_named_once_and_its_frames_skipped(caplog, scale, named):
+    """The SR305 frames read with a wrong unit: 1 mm per unit for the 0.125 mm camera (8x too far), 0.25 mm (2x),
+    or depth 8x too near."""
     from handtrack.inference.datasets.base import DepthFrame
 
     tracker = HandTracker(TrackerOptions(smoothing=None))
@@ -136,14 +139,17 @@ def test_a_wrong_depth_unit_is_named_once_and_its_frames_skipped(caplog):
     with caplog.at_level("WARNING", logger="handtrack"):
         for k in range(3):
             for i in range(len(SR305)):
-                f = _sr305(i)  # read with 1 mm per unit instead of 0.125 mm: every depth 8x too far
-                results.append(tracker.process(DepthFrame(depth_mm=f.depth_mm * 8, intrinsics=f.intrinsics)))
+                f = _sr305(i)
+                results.append(tracker.process(DepthFrame(depth_mm=f.depth_mm * scale, intrinsics=f.intrinsics)))
     warnings = [r.message for r in caplog.records if "depth scale looks wrong" in r.message]
-    assert len(warnings) == 1 and "x0.125" in warnings[0]
-    assert tracker.stats["skipped_units"] > 0 and not any(r.present for r in results)
+    assert len(warnings) == 1 and named in warnings[0], warnings
+    assert tracker.stats["skipped_units"] > 0 and not any(r.present for r in results[-8:])
     assert results[-1].skipped and "depth scale" in results[-1].skipped
+
+
+def test_the_right_depth_unit_is_left_alone():
     right = HandTracker(TrackerOptions(smoothing=None))
     for k in range(2):
         for i in range(len(SR305)):
-            right.process(_sr305(i))
+            assert right.process(_sr305(i)).present
     assert right.unit_check.factor == 1.0 and right.stats["skipped_units"] == 0
