@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .camera import Intrinsics
@@ -22,6 +23,7 @@ from .errors import HandtrackError
 from .model import OnnxModel
 
 DETECTOR_ROWS = 120  # the frame is subsampled to about this many rows, whatever the sensor's resolution
+NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,8 @@ class DetectorModel(OnnxModel):
         x, step = self.frame_input(depth_mm)
         maps = self.run(x[None, None])[0][0]  # (5, gh, gw)
         score = _sigmoid(maps[0])
-        padded = np.pad(score, 1, constant_values=-1.0)
-        gh, gw = score.shape
-        neighbours = np.max([padded[1 + di:1 + di + gh, 1 + dj:1 + dj + gw]
-                             for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj], axis=0)
-        peaks = np.argwhere((score >= neighbours) & (score >= min_score))
+        # A peak is the largest value of its 3x3 neighbourhood (grey dilation: the neighbourhood's maximum).
+        peaks = np.argwhere((score >= cv2.dilate(score, NEIGHBOURS)) & (score >= min_score))
         order = np.argsort(-score[peaks[:, 0], peaks[:, 1]])[:top]
         out = []
         for i, j in peaks[order]:
