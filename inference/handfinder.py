@@ -1,6 +1,6 @@
-"""Finding the hand before the pose network runs: a learned detector on the whole frame, and a presence net on
-the crop that says whether it holds a hand and which hand (models `handfinder_*.onnx`, trained by
-`handtrack train detect`).
+"""Finding the hand before the pose network runs: a learned detector on the whole frame that says where the palm
+is and which hand it is, and a presence net on the crop that says whether it holds a hand (models
+`handfinder_*.onnx`, trained by `handtrack train detect`).
 
 The detector reads the frame subsampled to ~160x120 in metres and answers, per cell of a stride-4 grid, how
 likely the palm centre lies there, its sub-cell position and depth, and whether it is a left hand. The two best

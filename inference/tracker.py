@@ -40,9 +40,9 @@ from .filters import OneEuroFilter, OneEuroOptions
 from .handfinder import DetectorModel, PresenceModel
 from .localise import LocaliserOptions, detect, palm_from_detection, track
 from .model import CentreModel, PoseModel, RenderModel
-from .unit_check import DepthUnitCheck
 from .plausibility import frame_plausibility, joint_plausibility
 from .sources.base import META_HOST_TIME, META_SENSOR_TIME
+from .unit_check import DepthUnitCheck
 
 log = logging.getLogger("handtrack")
 STAGES = ("decode", "localise", "crop", "infer", "post")
@@ -66,7 +66,7 @@ class TrackerOptions:
                                           # refiner (<model>_centre.onnx), where one is shipped beside it
     smoothing: OneEuroOptions | None = OneEuroOptions()  # None: raw joints
     render_compare: bool = False          # also score the frame by rendering the estimate (needs a render model)
-    hand: str = "auto"                    # "auto": the presence net says which hand; "left" / "right": fixed. A
+    hand: str = "auto"                    # "auto": the detector says which hand; "left" / "right": fixed. A
                                           # left hand's crop is mirrored for the right-hand pose model
     finder: bool = True                   # find the hand with the learned detector and presence net (handfinder);
                                           # False: the nearest-object rule alone, presence from plausibility
@@ -307,8 +307,8 @@ class HandTracker:
         return Located(detect(depth, K, self.localiser).centre, best, None, False)
 
     def _refine_centre(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> np.ndarray:
-        """The centre refiner's palm estimate for a crop around `centre` (the localiser's centre of mass,
-        which the forearm pulls down the arm)."""
+        """The centre refiner's palm estimate for a crop around `centre` (a detected palm, the previous palm, or
+        the nearest-object rule's centre of mass, which the forearm pulls down the arm)."""
         info = self.centre_model.info  # its own cube, whatever cube the pose crops use
         crop, _ = crop_and_normalise(depth, K, centre, info.cube_mm, info.input_size)
         # Scattered missing pixels (background, +1) throw the refiner off by centimetres (measured: 45 mm with 6 %

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     track.add_argument("--model", default=DEFAULT_MODEL, help="tracker model recorded as predictions")
     track.add_argument("--no-track", action="store_true", help="record depth only, no predictions")
     p.add_argument("--hand", choices=("auto", "right", "left"), default="auto",
-                   help="the hand to track; auto: the presence net says which (default)")
+                   help="the hand to track; auto: the hand finder's detector says which (default)")
     p.add_argument("--compression", choices=COMPRESSIONS, default="auto",
                    help="MCAP chunk compression; auto: zstd unless the cameras' pixel rate needs the faster lz4")
     p.add_argument("--overwrite", action="store_true", help="replace SESSION if it exists")

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                         "FILE.jsonl / FILE.ndjson / FILE.msgpack; repeat for several at once")
     p.add_argument("--frames", type=_positive, metavar="N", help="stop after N messages")
     p.add_argument("--hand", choices=("auto", "right", "left"), default="auto",
-                   help="the hand to track; auto: the presence net says which (default)")
+                   help="the hand to track; auto: the hand finder's detector says which (default)")
     p.add_argument("--no-finder", action="store_true",
                    help="find the hand with the nearest-object rule alone (no learned detector / presence net)")
     p.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro filtering of the joints")

@@ -154,8 +154,8 @@ class ControlPanel(QtWidgets.QWidget):
         self.hand_combo = QtWidgets.QComboBox()
         self.hand_combo.addItems(["auto", "right", "left"])
         self.hand_combo.setCurrentText(settings.tracker.hand)
-        self.hand_combo.setToolTip("auto: the presence net says which hand it sees. The pose model is trained on "
-                                   "right hands; a left hand is mirrored in and out")
+        self.hand_combo.setToolTip("auto: the hand finder's detector says which hand it sees. The pose model is "
+                                   "trained on right hands; a left hand is mirrored in and out")
         self.hand_combo.currentTextChanged.connect(lambda hand: self._emit(tracker=replace(self._settings.tracker,
                                                                                             hand=hand)))
         form.addRow("Hand", self.hand_combo)

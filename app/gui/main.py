@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "a dataset folder (default: the first camera found, else the demo)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model name (default {DEFAULT_MODEL}) or a *_pose.onnx path")
     p.add_argument("--hand", choices=("auto", "right", "left"), default="auto",
-                   help="the hand to track; auto: the presence net says which (default)")
+                   help="the hand to track; auto: the hand finder's detector says which (default)")
     p.add_argument("--record-dir", type=Path, default=Path("recordings"), help="where the Record button saves")
     p.add_argument("--size", default="1500x950", help="window size WxH")
     p.add_argument("--screenshot", type=Path, help="save a PNG of the whole window after --frames tracked frames, "

@@ -85,8 +85,9 @@ def _hand(result: HandResult, extrinsics) -> dict:
     score = float(result.presence)
     hand = {
         "handedness": result.handedness,
-        # "detected": the presence net classified it (--hand auto); "configured": set with --hand left/right
-        "handedness_source": "detected" if result.left_probability is not None and result.auto_hand else "configured",
+        # "detected": the hand finder's detector classified it (--hand auto); "configured": --hand left/right, or
+        # auto without the detector's word (the right-hand default)
+        "handedness_source": "detected" if result.auto_hand else "configured",
         "left_probability": (round(float(result.left_probability), DECIMALS_SCORE)
                              if result.left_probability is not None else None),
         "present": bool(result.present and usable),
