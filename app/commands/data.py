@@ -44,6 +44,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fr.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     fr.set_defaults(run=run_frames)
 
+    u = dsub.add_parser("user-domain", help="the fine-tuning experiment's user: SR305 frames of an unusual hand, "
+                                            "gestures and sleeve, labels kept aside",
+                        description="Render the user of training/finetune/user_domain.py into DIR/session (record "
+                                    "it: handtrack record --source DIR/session --out S.mcap) and DIR/heldout (score "
+                                    "on it: handtrack eval finetune --heldout DIR/heldout), each a folder of SR305 "
+                                    "depth PNGs with labels.npz beside them.")
+    u.add_argument("--out", type=Path, required=True, metavar="DIR")
+    u.add_argument("--frames", type=int, default=300, help="frames per part (at most 300)")
+    u.set_defaults(run=run_user_domain)
+
     c = dsub.add_parser("compare", help="picture of real NYU/SR305 crops beside synthetic crops of each sensor")
     c.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared real data folder")
     c.add_argument("--out", type=Path, default=Path("docs/figures/real_vs_synth.png"))
@@ -142,6 +152,15 @@ def run_frames(args: argparse.Namespace) -> int:
             raise HandtrackError(f"writing frames to {args.out} failed: {exc}") from exc
     elapsed = time.perf_counter() - start
     print(f"wrote {args.n} frames in {n_shards} shard(s) to {args.out} ({args.n / elapsed:.1f} frames/s)")
+    return 0
+
+
+def run_user_domain(args: argparse.Namespace) -> int:
+    from handtrack.training.finetune.user_domain import write_user_frames
+
+    for part in ("session", "heldout"):
+        folder = write_user_frames(args.out / part, part, args.frames)
+        print(f"wrote {folder} ({min(args.frames, 300)} frames + labels.npz)")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handtrack.app.commands import eval_detect, eval_model, eval_tracker
+from handtrack.app.commands import eval_detect, eval_finetune, eval_model, eval_tracker
 from handtrack.inference.errors import HandtrackError
 
 DEFAULT_DATA = Path("../shared/data")  # the shared reference data, beside the project's checkout
@@ -176,4 +176,5 @@ def _write_overlay(path: Path, depth_mm: np.ndarray, joints_uv: np.ndarray, labe
 
 
 TARGETS = (_add_nyu, _add_reprojection, eval_model.add_synth, eval_model.add_nyu_frame, eval_model.add_sr305,
-           eval_model.add_latent_walk, eval_tracker.add_tracker, eval_detect.add_detect)
+           eval_model.add_latent_walk, eval_tracker.add_tracker, eval_detect.add_detect,
+           eval_finetune.add_finetune)

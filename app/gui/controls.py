@@ -33,6 +33,7 @@ class ControlPanel(QtWidgets.QWidget):
     sourceChosen = QtCore.Signal(str)
     settingsChanged = QtCore.Signal(object)   # TrackingSettings
     recordToggled = QtCore.Signal(bool)
+    finetuneRequested = QtCore.Signal()
     _devicesFound = QtCore.Signal(list)       # from the enumeration thread, delivered on the GUI thread
 
     def __init__(self, settings: TrackingSettings, source: str, parent=None):
@@ -227,6 +228,19 @@ class ControlPanel(QtWidgets.QWidget):
         self.record_label.setWordWrap(True)
         layout.addWidget(self.record_button)
         layout.addWidget(self.record_label)
+        self.finetune_button = QtWidgets.QPushButton("Fine-tune on this session")
+        self.finetune_button.setToolTip("Adapt the model to this camera and hand from the saved session (runs in "
+                                        "the background; the result joins the model list)")
+        self.finetune_button.setEnabled(False)
+        self.finetune_button.clicked.connect(self.finetuneRequested.emit)
+        self.finetune_bar = QtWidgets.QProgressBar()
+        self.finetune_bar.setRange(0, 100)
+        self.finetune_bar.setVisible(False)
+        self.finetune_label = QtWidgets.QLabel("")
+        self.finetune_label.setWordWrap(True)
+        layout.addWidget(self.finetune_button)
+        layout.addWidget(self.finetune_bar)
+        layout.addWidget(self.finetune_label)
         return box
 
     def set_recording(self, on: bool, text: str) -> None:
@@ -237,6 +251,20 @@ class ControlPanel(QtWidgets.QWidget):
             self.record_button.blockSignals(False)
         self.record_button.setText("■ Stop" if on else "● Record")
         self.record_label.setText(text)
+
+
+    def set_finetune(self, can_start: bool, percent: int | None = None, text: str = "") -> None:
+        """The fine-tuning state: whether a saved session can be tuned on now, the progress, a line of text."""
+        self.finetune_button.setEnabled(can_start)
+        self.finetune_bar.setVisible(percent is not None)
+        if percent is not None:
+            self.finetune_bar.setValue(percent)
+        self.finetune_label.setText(text)
+
+    def offer_model(self, model: str) -> None:
+        """Add a model to the picker without switching to it."""
+        if self.model_combo.findData(model) < 0:
+            self.model_combo.insertItem(self.model_combo.count() - 1, Path(model).name, model)
 
 
 def _spin(low: float, high: float, value: float, step: float, suffix: str, decimals: int) -> QtWidgets.QDoubleSpinBox:

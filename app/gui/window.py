@@ -17,6 +17,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .controls import ControlPanel
+from .finetune_job import FinetuneJob
 from .images import depth_view, ground_truth, placeholder
 from .plots import ConfidencePlot, LatencyPlot
 from .synthesis_panels import LatentWalkPanel, SynthesisModels, SynthesisPanel
@@ -76,6 +77,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controls.sourceChosen.connect(self._source_chosen)
         self.controls.settingsChanged.connect(tracking.set_settings)
         self.controls.recordToggled.connect(self._record_toggled)
+        self.finetune = FinetuneJob(self)
+        self.finetune.progress.connect(self._finetune_progress)
+        self.finetune.finished.connect(self._finetune_finished)
+        self.controls.finetuneRequested.connect(self.start_finetune)
         self.walk.capture_a.clicked.connect(lambda: self.capture_walk("a"))
         self.walk.capture_b.clicked.connect(lambda: self.capture_walk("b"))
 
@@ -182,6 +187,8 @@ class MainWindow(QtWidgets.QMainWindow):
                                                f"{st['bytes'] / 1e6:.1f} MB")
         else:
             self.controls.set_recording(False, "not recording")
+        saved = not status["recording"] and status["record_stats"] is not None
+        self.controls.finetune_button.setEnabled(saved and not self.finetune.running)
 
     # --- user actions -------------------------------------------------------------------------------------
     def _source_chosen(self, spec: str) -> None:
@@ -202,6 +209,24 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.tracking.stop_recording()
 
+    def start_finetune(self) -> None:
+        """Fine-tune on the session saved last, into <session>_finetuned/ beside it."""
+        path = self.tracking.status["record_path"]
+        if path is None or self.finetune.running:
+            return
+        path = Path(path)
+        self.finetune.start(path, path.with_name(path.stem + "_finetuned"))
+
+    def _finetune_progress(self, percent: int, what: str) -> None:
+        self.controls.set_finetune(False, percent, f"fine-tuning: {what}")
+
+    def _finetune_finished(self, model: str, message: str) -> None:
+        if model:
+            self.controls.offer_model(model)
+            self.controls.set_finetune(True, None, f"{Path(model).name} is in the model list ({message})")
+        else:
+            self.controls.set_finetune(True, None, message)
+
     def capture_walk(self, which: str) -> bool:
         snap = self.snapshot
         if snap is None:
@@ -217,5 +242,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
+        self.finetune.cancel()  # its checkpoint stays: the same button goes on from it next time
         self.tracking.stop()  # finishes a recording, so its file is complete
         super().closeEvent(event)

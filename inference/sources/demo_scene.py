@@ -23,7 +23,7 @@ PART_BODY = surface.SCENE_PART
 PART_WALL = surface.SCENE_PART + 2
 
 
-def _hand(thumb, index, middle, ring, pinky) -> np.ndarray:
+def hand_articulation(thumb, index, middle, ring, pinky) -> np.ndarray:
     """Articulation (21,) in radians from degrees: thumb (cmc flex, cmc abd, mcp flex, mcp abd, ip flex), then per
     finger (mcp abd, mcp flex, pip flex, dip flex), as params.POSE_NAMES orders them."""
     return np.deg2rad(np.array([*thumb, *index, *middle, *ring, *pinky], dtype=np.float64))
@@ -39,14 +39,14 @@ _THUMB_OVER = (20, 20, 20, 0, 40)  # the thumb laid over the curled index and mi
 # one or two fingers out, so the shipped models have seen few such poses. They stay in the loop because people make
 # them all the time; `gestures=` picks a subset.
 GESTURES: dict[str, np.ndarray] = {
-    "open": _hand((0, 15, 5, 0, 5), (6, 5, 8, 5), (0, 5, 8, 5), (-6, 5, 8, 5), (-12, 8, 10, 5)),
-    "relaxed": _hand((15, 5, 10, 0, 15), (2, 20, 30, 15), (0, 25, 35, 20), (-2, 30, 40, 20), (-5, 35, 45, 25)),
-    "fist": _hand(_THUMB_OVER, _CURLED, _CURLED, _CURLED, _CURLED_PINKY),
-    "point": _hand(_THUMB_OVER, (0, 5, 5, 5), _CURLED, _CURLED, _CURLED_PINKY),
-    "victory": _hand(_THUMB_OVER, (12, 5, 5, 5), (-8, 5, 5, 5), _CURLED, _CURLED_PINKY),
-    "pinch": _hand((10, 25, 20, 0, 10), (0, 40, 50, 25), (0, 20, 25, 15), (-4, 15, 20, 10), (-8, 15, 20, 10)),
-    "spread": _hand((-15, -10, 0, 0, 0), (18, 0, 3, 2), (2, 0, 3, 2), (-14, 0, 3, 2), (-22, 0, 3, 2)),
-    "grasp": _hand((25, 25, 15, 0, 20), (0, 40, 55, 30), (0, 45, 55, 30), (0, 45, 55, 30), (0, 50, 55, 30)),
+    "open": hand_articulation((0, 15, 5, 0, 5), (6, 5, 8, 5), (0, 5, 8, 5), (-6, 5, 8, 5), (-12, 8, 10, 5)),
+    "relaxed": hand_articulation((15, 5, 10, 0, 15), (2, 20, 30, 15), (0, 25, 35, 20), (-2, 30, 40, 20), (-5, 35, 45, 25)),
+    "fist": hand_articulation(_THUMB_OVER, _CURLED, _CURLED, _CURLED, _CURLED_PINKY),
+    "point": hand_articulation(_THUMB_OVER, (0, 5, 5, 5), _CURLED, _CURLED, _CURLED_PINKY),
+    "victory": hand_articulation(_THUMB_OVER, (12, 5, 5, 5), (-8, 5, 5, 5), _CURLED, _CURLED_PINKY),
+    "pinch": hand_articulation((10, 25, 20, 0, 10), (0, 40, 50, 25), (0, 20, 25, 15), (-4, 15, 20, 10), (-8, 15, 20, 10)),
+    "spread": hand_articulation((-15, -10, 0, 0, 0), (18, 0, 3, 2), (2, 0, 3, 2), (-14, 0, 3, 2), (-22, 0, 3, 2)),
+    "grasp": hand_articulation((25, 25, 15, 0, 20), (0, 40, 55, 30), (0, 45, 55, 30), (0, 45, 55, 30), (0, 50, 55, 30)),
 }
 SEQUENCE = ("open", "relaxed", "fist", "point", "victory", "pinch", "spread", "grasp")
 
@@ -68,11 +68,14 @@ class DemoScene:
     640x480 PrimeSense/Kinect calibration of NYU)."""
 
     def __init__(self, intrinsics: Intrinsics = NYU, loop_seconds: float = 24.0, gestures=SEQUENCE,
-                 hold: float = 0.45, shape: np.ndarray | None = None, palm_mm=(-60.0, 20.0, 520.0)):
-        unknown = [g for g in gestures if g not in GESTURES]
+                 hold: float = 0.45, shape: np.ndarray | None = None, palm_mm=(-60.0, 20.0, 520.0),
+                 library: dict[str, np.ndarray] | None = None):
+        """library: more gestures (name -> articulation, radians) that `gestures` may name beside GESTURES."""
+        self.library = {**GESTURES, **(library or {})}
+        unknown = [g for g in gestures if g not in self.library]
         if unknown or not gestures:
             raise HandtrackError(f"unknown demo gesture(s) {', '.join(map(repr, unknown))}: "
-                                 f"choose from {', '.join(GESTURES)}")
+                                 f"choose from {', '.join(self.library)}")
         self.K = intrinsics
         self.loop_seconds = float(loop_seconds)
         self.gestures = tuple(gestures)
@@ -93,7 +96,7 @@ class DemoScene:
         n = len(self.gestures)
         u = (t % self.loop_seconds) / (self.loop_seconds / n)
         i = int(u) % n
-        a, b = GESTURES[self.gestures[i]], GESTURES[self.gestures[(i + 1) % n]]
+        a, b = self.library[self.gestures[i]], self.library[self.gestures[(i + 1) % n]]
         w = _smootherstep(((u - int(u)) - self.hold) / (1.0 - self.hold))
         return (1 - w) * a + w * b
 
