@@ -216,6 +216,42 @@ def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, ope
         assert len(list(replay)) == window.tracking.status["record_stats"]["frames"] >= 15
 
 
+def test_finetune_button_tunes_on_the_saved_session_and_offers_the_model(qtbot, open_gui, tmp_path):
+    """Record, then "Fine-tune on this session": it trains in the background (shortened here to two steps on a
+    small labelled side), shows progress, and the tuned model joins the picker and tracks."""
+    pytest.importorskip("torch", reason="fine-tuning needs the train extra")
+    import json
+
+    from handtrack.training.synth.generator import SynthConfig, generate_shard
+
+    synthetic = tmp_path / "synthetic"
+    synthetic.mkdir()
+    generate_shard(synthetic, 0, 16, 16, SynthConfig(sensor="primesense", seed=4))
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps({"batch": {"synthetic": 4, "session": 4}, "semihand": {"views": 2}, "bf16": False}))
+    window = open_gui("demo")
+    window.finetune.extra_args = ("--steps", "2", "--synthetic", str(synthetic), "--config", str(tiny))
+    wait_frames(qtbot, window, 3)
+    assert not window.controls.finetune_button.isEnabled()  # nothing recorded yet
+    qtbot.mouseClick(window.controls.record_button, _left())
+    qtbot.waitUntil(lambda: (window.tracking.status["record_live"] or {}).get("frames", 0) >= 10, timeout=20000)
+    qtbot.mouseClick(window.controls.record_button, _left())
+    qtbot.waitUntil(lambda: bool(window.tracking.status["record_stats"]), timeout=10000)
+    window.show_status()
+    assert window.controls.finetune_button.isEnabled()
+    qtbot.mouseClick(window.controls.finetune_button, _left())
+    assert window.finetune.running and window.controls.finetune_bar.isVisible()
+    qtbot.waitUntil(lambda: not window.finetune.running, timeout=240000)
+    text = window.controls.finetune_label.text()
+    assert "is in the model list" in text, text
+    session = window.tracking.status["record_path"]
+    model = str(session.with_name(session.stem + "_finetuned") / "finetuned_pose.onnx")
+    assert window.controls.model_combo.findData(model) >= 0
+    window.controls.choose_model(model)
+    qtbot.waitUntil(lambda: window.snapshot is not None and window.snapshot.model == model, timeout=20000)
+    assert window.tracking.error is None
+
+
 def test_camera_unplug_shows_in_the_status_bar_and_recovers(qtbot, open_gui, tmp_path):
     from functools import partial
 

@@ -13,7 +13,7 @@ DEFAULTS: dict = {
     "methods": ["semihand", "awh"],
     "seed": 0,
     "threads": 0,                 # torch intra-op threads; 0 = torch's default
-    "steps": 400,
+    "steps": 600,
     # AdamW at lr for the first half, then a tenth of it (SemiHand: 1e-4, 1e-5 from half-way)
     "lr": 1e-4, "warmup": 20, "weight_decay": 1e-4,
     "batch": {"synthetic": 24, "session": 24},
@@ -29,8 +29,8 @@ DEFAULTS: dict = {
         "pseudo": 1.0, "consistency": 0.1,  # loss weights (SemiHand's lambda_c = 0.1)
         "strong_deg": 30.0, "strong_shift": 0.12,  # the labelled side's diversity augmentation
     },
-    "murauer": {"adversarial": 1e-3},   # l_m weight for m(f(x_real)) against the critic h
-    "awh": {"critic": 1e-3, "gradient_penalty": 10.0, "depth": 1.0, "silhouette": 1.0},
+    "murauer": {"adversarial": 1e-5},   # l_m weight (the paper's) for m(f(x_real)) against the critic h
+    "awh": {"critic": 1e-3, "gradient_penalty": 10.0, "depth": 1.0},
     "beta": 0.02,                 # smooth L1 on normalised joints, as MURAUER trains
     "bf16": True,
     "log_every": 10,

@@ -1,14 +1,18 @@
-"""AWH's depth regulariser: our hand model drawn from predicted joints and compared with the observed crop.
+"""AWH's depth regulariser: our hand model placed at the predicted joints and compared with the observed crop.
 
 The hand is drawn as spheres along every bone of the 21-joint skeleton (radii of the hand model's capsules,
-training/.. inference/handmodel/geometry.py, scaled by the hand's size) plus three that fill the palm, and ray cast
-into the crop in its normalised units with the crop's own perspective, so the comparison needs no labels:
+inference/handmodel/geometry.py, times a thickness factor) plus three that fill the palm. The comparison goes
+from the data to the model: every observed point of the crop near the hand, back-projected with the crop's own
+perspective, should lie on the surface of its nearest sphere,
 
-    depth term       |rendered - observed| where both show the hand (moves joints in depth)
-    silhouette term  |soft coverage - observed hand| near the drawn hand (moves joints sideways)
+    l_depth = mean over those points of | |p - c_s| - r_s |,  s the sphere nearest p
 
-"Observed hand" is any pixel nearer than the cube's back face within `margin_mm` of the drawn hand, so the body
-behind and the far forearm do not count. Everything is torch, differentiable in the joints.
+in the crop's normalised units. Points on the forearm's side of the wrist (sleeves, watches, the arm) and points
+farther than `margin_mm` from every sphere (the body, other objects) are left out. Drawing the model into the
+image and comparing depth maps or silhouettes (tried first) was biased: started at the true joints of the user
+domain, its gradient walked them 12-24 mm away, because what a thin sphere model cannot cover (thick fingers,
+the sleeve) it pulls joints towards. From the data side, started at the true joints and with the thickness
+fitted by `fit_thickness`, the drift is measured in docs/finetune.md.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ SPHERES_PER_BONE = 4
 _WRIST_RADIUS_MM = 18.0
 _PALM_RADIUS_MM = 16.0
 _PALM_FILL = ((0, 5, 9), (0, 9, 13), (0, 13, 17))  # triangles whose centroids get a sphere
+THICKNESS = np.round(np.arange(0.8, 2.21, 0.1), 2)  # factors fit_thickness tries
 
 
 def joint_radii_mm() -> np.ndarray:
@@ -47,44 +52,51 @@ def sphere_set(joints: torch.Tensor, radii_mm: torch.Tensor, half_mm: float) -> 
     return centres, radii / half_mm
 
 
-def render(joints: torch.Tensor, centre_mm: torch.Tensor, radii_mm: torch.Tensor, cube_mm: float, size: int,
-           sharpness_px: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Ray cast the spheres into a size x size crop: (depth (B, S, S), normalised, +1 where nothing; soft
-    coverage (B, S, S) in 0..1; distance from each pixel to the nearest sphere's rim (B, S, S), normalised)."""
+def observed_points(crops: torch.Tensor, centre_mm: torch.Tensor, cube_mm: float, size: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crops' pixels as 3D points in the crop's normalised frame: (B, size*size, 3) and a mask of the pixels
+    that hold a surface inside the cube. A pixel at normalised image position (a, b) with normalised depth z
+    lies at x = (a + xc) (zc + z) / zc - xc, with (xc, zc) the crop centre / (cube / 2)."""
     half = cube_mm / 2
-    centres, r = sphere_set(joints, radii_mm, half)
-    # The crop's perspective: a point at depth Zc + z*half appears at Zc / (Zc + z*half) of its offset, in the
-    # crop's units, where Zc is the crop centre's depth.
-    zc = centre_mm[:, 2, None] / half                                    # (B, 1)
-    xc, yc = centre_mm[:, 0, None] / half, centre_mm[:, 1, None] / half
-    depth_of = zc + centres[..., 2]
-    u = zc * ((xc + centres[..., 0]) / depth_of - xc / zc)              # (B, M)
-    v = zc * ((yc + centres[..., 1]) / depth_of - yc / zc)
-    rr = r[None] * zc / depth_of                                         # projected radii
-    grid = (torch.arange(size, dtype=joints.dtype) + 0.5) / size * 2 - 1
-    du = grid[None, None, None, :] - u[..., None, None]                  # (B, M, 1, S)
-    dv = grid[None, None, :, None] - v[..., None, None]                  # (B, M, S, 1)
-    d2 = du ** 2 + dv ** 2                                               # (B, M, S, S)
-    inside = d2 < rr[..., None, None] ** 2
-    surface = centres[..., 2, None, None] - torch.sqrt(torch.clamp(rr[..., None, None] ** 2 - d2, min=1e-8))
-    surface = torch.where(inside, surface, torch.ones_like(surface))
-    depth = surface.min(1).values.clamp(-1.0, 1.0)
-    rim = torch.sqrt(d2 + 1e-12) - rr[..., None, None]                   # < 0 inside
-    sigma = sharpness_px * 2.0 / size
-    coverage = 1.0 - torch.prod(1.0 - torch.sigmoid(-rim / sigma), dim=1)
-    return depth, coverage, rim.min(1).values
+    depth = F.interpolate(crops, size=(size, size), mode="nearest")[:, 0]   # (B, S, S)
+    grid = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    zc = centre_mm[:, 2, None, None] / half
+    xc, yc = centre_mm[:, 0, None, None] / half, centre_mm[:, 1, None, None] / half
+    scale = (zc + depth) / zc
+    x = (grid[None, None, :] + xc) * scale - xc
+    y = (grid[None, :, None] + yc) * scale - yc
+    points = torch.stack([x, y, depth], -1).reshape(len(crops), -1, 3)
+    return points, (depth < 0.999).reshape(len(crops), -1)
+
+
+def point_residuals(joints: torch.Tensor, points: torch.Tensor, seen: torch.Tensor, radii_mm: torch.Tensor,
+                    cube_mm: float, margin_mm: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per point, | |p - c| - r | to the nearest sphere surface (B, P), and the mask of points that count."""
+    centres, r = sphere_set(joints, radii_mm, cube_mm / 2)
+    signed = torch.cdist(points, centres) - r[None, None, :]                 # (B, P, M)
+    nearest = signed.abs().min(-1).values
+    wrist = joints[:, None, 0, :2]
+    towards = joints[:, list(skeleton.PALM_JOINTS[1:]), :2].mean(1)[:, None] - wrist
+    hand_side = ((points[..., :2] - wrist) * towards).sum(-1) > 0
+    mask = seen & hand_side & (signed.min(-1).values.detach() < margin_mm / (cube_mm / 2))
+    return nearest, mask
 
 
 def depth_regulariser(joints: torch.Tensor, crops: torch.Tensor, centre_mm: torch.Tensor, cube_mm: float,
-                      size: int = 64, size_factor: float = 1.0, margin_mm: float = 15.0) -> dict[str, torch.Tensor]:
-    """AWH's regulariser for predicted normalised joints (B, 21, 3) on their observed crops (B, 1, S, S):
-    {"depth": mean L1 on pixels both call hand, "silhouette": mean L1 of coverage near the hand}."""
-    observed = F.interpolate(crops, size=(size, size), mode="nearest")[:, 0]
-    radii = torch.from_numpy(joint_radii_mm() * size_factor).to(joints.dtype)
-    depth, coverage, rim = render(joints.float(), centre_mm.float(), radii.float(), cube_mm, size)
-    seen = (observed < 0.999).float()
-    near = (rim.detach() < margin_mm / (cube_mm / 2)).float()
-    both = seen * (depth.detach() < 0.999).float()
-    l_depth = ((depth - observed).abs() * both).sum() / both.sum().clamp(min=1.0)
-    l_sil = ((coverage - seen).abs() * near).sum() / near.sum().clamp(min=1.0)
-    return {"depth": l_depth, "silhouette": l_sil}
+                      size: int = 48, thickness: float = 1.0, margin_mm: float = 20.0) -> torch.Tensor:
+    """Mean distance (normalised units) from the observed hand points of each crop to the hand model placed at
+    the normalised joints (B, 21, 3); differentiable in the joints."""
+    points, seen = observed_points(crops.float(), centre_mm.float(), cube_mm, size)
+    radii = torch.from_numpy((joint_radii_mm() * thickness).astype(np.float32))
+    nearest, mask = point_residuals(joints.float(), points, seen, radii, cube_mm, margin_mm)
+    m = mask.float()
+    return (nearest * m).sum() / m.sum().clamp(min=1.0)
+
+
+@torch.no_grad()
+def fit_thickness(joints: torch.Tensor, crops: torch.Tensor, centre_mm: torch.Tensor, cube_mm: float) -> float:
+    """The thickness factor (x the reference hand's radii) that best explains the observed points around the
+    given joints (the session's pseudo-labels): a user's fingers are as thick as they are, and a model thinner
+    than the hand pulls its joints towards the camera by the difference."""
+    return float(min(THICKNESS, key=lambda t: float(depth_regulariser(joints, crops, centre_mm, cube_mm,
+                                                                       thickness=float(t)))))

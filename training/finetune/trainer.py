@@ -38,7 +38,7 @@ from handtrack.training.murauer.trainer import pose_loss
 from . import transforms as T
 from .correction import bone_lengths, correct
 from .critic import FeatureCritic, channel_weights, gradient_penalty
-from .render import depth_regulariser
+from .render import depth_regulariser, fit_thickness
 from .sessions import SessionCrops
 from .start import load_start
 
@@ -103,6 +103,7 @@ class FinetuneTrainer:
         self.pseudo = torch.zeros(n, 21, 3)
         self.keep = torch.zeros(n, dtype=torch.bool)
         self.lengths = np.zeros(21)
+        self.thickness = 1.0  # of the user's fingers, x the reference hand's (AWH's regulariser), fitted at refresh
         self.pseudo_stats: list[dict] = []
         self.opt = self._optimisers()
         if resume:
@@ -173,6 +174,11 @@ class FinetuneTrainer:
         stats = {"step": self.step, "kept_share": float(self.keep.float().mean()),
                  "disagreement_mm": float(np.median(disagreement)), "residual_mm": float(np.median(residual)),
                  "bone_lengths_mm": [round(float(v), 1) for v in self.lengths]}
+        if "awh" in self.methods:
+            sample = np.linspace(0, len(crops) - 1, min(len(crops), 64)).astype(int)
+            self.thickness = fit_thickness(self.pseudo[sample], crops.images(sample),
+                                           torch.from_numpy(crops.centre[sample]), self.cube)
+            stats["thickness"] = self.thickness
         self.pseudo_stats.append(stats)
         return stats
 
@@ -218,9 +224,8 @@ class FinetuneTrainer:
                 total = total + cfg["awh"]["critic"] * out["l_w"]
         if "awh" in self.methods:  # the regulariser in float32: square roots of small differences
             centre = torch.from_numpy(ses.centre[idx_r])
-            reg = depth_regulariser(pred_r, x_rt, centre, self.cube, size_factor=self._size_factor())
-            out["l_depth"], out["l_sil"] = reg["depth"], reg["silhouette"]
-            total = total + cfg["awh"]["depth"] * reg["depth"] + cfg["awh"]["silhouette"] * reg["silhouette"]
+            out["l_depth"] = depth_regulariser(pred_r, x_rt, centre, self.cube, thickness=self.thickness)
+            total = total + cfg["awh"]["depth"] * out["l_depth"]
         self.opt["main"].zero_grad(set_to_none=True)
         total.backward()
         self.opt["main"].step()
@@ -243,15 +248,6 @@ class FinetuneTrainer:
             out["l_critic"], out["gp"] = l_c, gp
         return {k: float(v.detach()) for k, v in out.items()}
 
-    def _size_factor(self) -> float:
-        """How much larger than the reference hand the user's is, from the estimated bone lengths (1 before any)."""
-        from handtrack.inference.handmodel.kinematics import forward
-        from handtrack.inference.handmodel.params import rest_pose
-        if not self.lengths.any():
-            return 1.0
-        reference = bone_lengths(forward(rest_pose()).joints[None])
-        return float(np.median(self.lengths[1:] / np.maximum(reference[1:], 1e-6)))
-
     # --- the run -------------------------------------------------------------------------------------------
     def run(self, on_progress=None) -> dict:
         from tqdm import tqdm
@@ -264,7 +260,7 @@ class FinetuneTrainer:
         running: dict[str, list[float]] = {}
         t_last, n_last = time.perf_counter(), self.step
         while self.step < steps:
-            if "semihand" in self.methods and self.step in refresh_at and \
+            if {"semihand", "awh"} & set(self.methods) and self.step in refresh_at and \
                     not any(s["step"] == self.step for s in self.pseudo_stats):
                 self.refresh_pseudo_labels()
             for o in self.opt.values():
@@ -300,7 +296,7 @@ class FinetuneTrainer:
                 "critic": self.critic.state_dict() if self.critic is not None else {},
                 "optim": {k: o.state_dict() for k, o in self.opt.items()}, "step": self.step,
                 "history": self.history, "pseudo": self.pseudo, "keep": self.keep,
-                "lengths": torch.from_numpy(self.lengths), "pseudo_stats": json.dumps(self.pseudo_stats),
+                "lengths": torch.from_numpy(self.lengths), "thickness": self.thickness, "pseudo_stats": json.dumps(self.pseudo_stats),
                 "config": json.dumps(self.config), "start_version": self.start_version}
         write_checkpoint(ckpt, self.out / "last.pt")
         return self.out / "last.pt"
@@ -320,6 +316,7 @@ class FinetuneTrainer:
         self.step, self.history = int(ckpt["step"]), list(ckpt["history"])
         self.pseudo, self.keep = ckpt["pseudo"], ckpt["keep"]
         self.lengths = ckpt["lengths"].numpy()
+        self.thickness = float(ckpt["thickness"])
         self.pseudo_stats = json.loads(ckpt["pseudo_stats"])
 
     def write_murauer_checkpoint(self, path: Path, meta: dict) -> Path:
