@@ -21,13 +21,17 @@ def shipped() -> list[str]:
                   if not p.name.endswith("_render_from_pose.onnx"))  # a render model, not a method's pose model
 
 
-def resolve(name_or_path: str | Path, role: str = "pose") -> Path:
-    """A shipped model by method name ('crossingnets'), or any .onnx file by path."""
+def resolve(name_or_path: str | Path, role: str = "pose", suffix: str = ".onnx") -> Path:
+    """A shipped model by method name ('crossingnets'), or any .onnx file by path. `suffix` ".pt" with role
+    "train" finds the torch weights fine-tuning starts from (`<method>_train.pt`)."""
     path = Path(name_or_path)
-    if path.suffix == ".onnx" or path.exists():
+    if path.suffix == suffix or path.exists():
         return path
-    candidate = HERE / f"{name_or_path}_{role}.onnx"
+    candidate = HERE / f"{name_or_path}_{role}{suffix}"
     if candidate.is_file():
         return candidate
-    known = ", ".join(shipped()) or "none"
-    raise HandtrackError(f"no shipped '{role}' model named '{name_or_path}' (shipped: {known}); give a .onnx path")
+    names = shipped() if suffix == ".onnx" else sorted(p.name[: -len(f"_{role}{suffix}")]
+                                                        for p in HERE.glob(f"*_{role}{suffix}"))
+    known = ", ".join(names) or "none"
+    raise HandtrackError(f"no shipped '{role}' model named '{name_or_path}' (shipped: {known}); "
+                         f"give a {suffix} path")

@@ -38,25 +38,11 @@ def write_start_weights(checkpoint: str | Path, out: str | Path, version: str) -
     return Path(out)
 
 
-def start_path(name_or_path: str | Path) -> Path:
-    """A shipped model name -> its _train.pt; a path is taken as it is."""
-    from handtrack.models_onnx import HERE, shipped
-
-    path = Path(name_or_path)
-    if path.suffix == ".pt" or path.exists():
-        return path
-    candidate = HERE / f"{name_or_path}_train.pt"
-    if candidate.is_file():
-        return candidate
-    tunable = sorted(p.name[: -len("_train.pt")] for p in HERE.glob("*_train.pt"))
-    hint = f"; {name_or_path} ships no training weights" if str(name_or_path) in shipped() else ""
-    raise HandtrackError(f"cannot fine-tune '{name_or_path}'{hint} (fine-tunable: {', '.join(tunable) or 'none'}, "
-                         "or a MURAUER checkpoint .pt)")
-
-
 def load_start(name_or_path: str | Path) -> tuple[Murauer, dict, str]:
     """(model in float32 with the start weights, MURAUER config with that model section, version)."""
-    path = start_path(name_or_path)
+    from handtrack.models_onnx import resolve
+
+    path = resolve(name_or_path, "train", ".pt")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a foreign file gets one line
