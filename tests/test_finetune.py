@@ -51,7 +51,7 @@ def _trainer(methods, user, out, **more):
 
 @pytest.mark.parametrize("methods, losses", [
     (["semihand"], {"l_sup", "l_pl", "l_cons"}),
-    (["murauer"], {"l_sup", "l_m", "l_h"}),
+    (["murauer"], {"l_sup", "l_m", "l_id", "l_h"}),
     (["awh"], {"l_sup", "l_w", "l_depth", "l_critic", "gp"}),
 ])
 def test_each_method_trains_a_few_steps_and_moves_the_weights(user, tmp_path, methods, losses):
