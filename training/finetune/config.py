@@ -10,7 +10,7 @@ from handtrack.training.configfile import merge
 METHODS = ("semihand", "murauer", "awh")
 
 DEFAULTS: dict = {
-    "methods": ["semihand", "awh"],
+    "methods": ["semihand"],      # the one of the three that helped on the user domain (docs/results.md)
     "seed": 0,
     "threads": 0,                 # torch intra-op threads; 0 = torch's default
     "steps": 600,

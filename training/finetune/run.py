@@ -117,7 +117,7 @@ def plot_report(report: dict, path: Path) -> None:
     axes[2].set_xticks(xs, names)
     axes[2].set_ylim(0, 1.05)
     axes[2].set_title("on the sessions")
-    axes[2].legend()
+    axes[2].legend(loc="lower center")
     fig.suptitle(f"handtrack finetune: {'+'.join(report['methods'])}, {report['steps']} steps")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
