@@ -241,7 +241,7 @@ def test_unknown_method_and_foreign_start_weights_are_one_line(tmp_path):
 
     with pytest.raises(HandtrackError, match="one or more of"):
         make_config({"methods": ["magic"]})
-    with pytest.raises(HandtrackError, match="no shipped .train. model named .crossingnets. \(shipped: murauer\)"):
+    with pytest.raises(HandtrackError, match=r"no shipped .train. model named .crossingnets. \(shipped: murauer\)"):
         load_start("crossingnets")
     foreign = tmp_path / "other.pt"
     torch.save({"weights": [1, 2, 3]}, foreign)
