@@ -81,3 +81,15 @@ def test_eval_needs_a_target_and_existing_data(tmp_path, capsys):
     assert "nyu" in _one_line_error(capsys)
     assert main(["eval", "reprojection", "--data", str(tmp_path)]) == 2
     assert "--data" in _one_line_error(capsys)
+
+
+def test_eval_synthesis_scores_the_generator_and_the_hand_model(tmp_path, capsys):
+    out = tmp_path / "synthesis.json"
+    assert main(["eval", "synthesis", "--model", "crossingnets", "--n", "6", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["crops"] == 6 and r["generator_mm"] > 0
+    # drawn from the true joints, our hand model explains the crop far better than from any estimate
+    assert 0 < r["hand_model_on_true_joints_mm"] < r["hand_model_mm"]
+    assert "generator (from the latent)" in capsys.readouterr().out
+    assert main(["eval", "synthesis", "--model", "murauer", "--n", "3", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["generator_mm"] is None  # MURAUER has no generator of its own

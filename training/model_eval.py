@@ -177,3 +177,51 @@ def eval_tracker_demo(options, frames: int = 200, every: int = 2) -> dict:
     return {"frames": frames, "missed": missed, "localiser_centre_error_mm": stats(rough_err),
             "crop_centre_error_mm": stats(centre_err), "predicted_palm_error_mm": stats(palm_err),
             "joint_error_mm": stats(joint_err)}
+
+
+def hand_pixel_error_mm(synth: np.ndarray, truth: np.ndarray, hand: np.ndarray, cube_mm: float) -> float:
+    """Mean |synthesized - true| in mm over the hand's pixels (`hand`, a mask); a synthesized crop that draws
+    nothing there counts the distance to the cube's back face."""
+    return float(np.abs(synth - truth)[hand].mean() * cube_mm / 2) if hand.any() else float("nan")
+
+
+def eval_synthesis(model: PoseModel, sensor: str, n: int, seed: int = HELD_OUT_SEED) -> dict:
+    """The two syntheses on held-out synthetic crops, per crop against the true crop (mm, on the hand's pixels:
+    where our hand model fitted to the true joints, forearm left out, covers the crop and the sensor measured
+    depth): the learned generator
+    from the pose model's latent (models with a render route) and our hand model fitted to the predicted joints
+    (every model). The hand model on the true joints themselves is the floor the second can reach."""
+    from handtrack.inference.handmodel.estimate_render import render_estimate
+    from handtrack.inference.model import RenderModel
+    from handtrack.inference.tracker import _render_name
+    from handtrack.models_onnx import resolve
+    from handtrack.training.synth.sensors import SENSORS
+
+    cube, size = model.info.cube_mm, model.info.input_size
+    data = synthetic_test_set(sensor, n, cube, seed, size)
+    K = SENSORS[sensor].intrinsics
+    renderer = None
+    if model.info.method == "crossingnets":
+        path = resolve(_render_name(str(model.path)), "render")
+        renderer = RenderModel(path) if path.is_file() else None
+    generator, hand_model, floor, fit = [], [], [], []
+    for s in range(0, n, 64):
+        crops, centres = data["crops"][s:s + 64], data["centre"][s:s + 64]
+        latent, joints = model.predict(crops)
+        pred = denormalise_joints(joints, centres[:, None, :], cube)
+        synth = renderer.render(latent)[:, 0] if renderer is not None else [None] * len(crops)
+        for k, crop in enumerate(crops):
+            truth = render_estimate(data["joints"][s + k], K, centres[k], cube, size)
+            # the hand's pixels where the sensor measured them (a hole says nothing about either synthesis)
+            hand = (render_estimate(data["joints"][s + k], K, centres[k], cube, size, forearm=False).crop < 1.0) \
+                & (crop < 1.0)
+            est = render_estimate(pred[k], K, centres[k], cube, size)
+            hand_model.append(hand_pixel_error_mm(est.crop, crop, hand, cube))
+            floor.append(hand_pixel_error_mm(truth.crop, crop, hand, cube))
+            fit.append(est.fit_residual_mm)
+            if synth[k] is not None:
+                generator.append(hand_pixel_error_mm(synth[k], crop, hand, cube))
+    return {"sensor": sensor, "crops": n,
+            "generator_mm": float(np.nanmean(generator)) if generator else None,
+            "hand_model_mm": float(np.nanmean(hand_model)), "hand_model_on_true_joints_mm": float(np.nanmean(floor)),
+            "hand_model_fit_residual_mm": float(np.mean(fit))}

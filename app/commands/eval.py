@@ -176,5 +176,5 @@ def _write_overlay(path: Path, depth_mm: np.ndarray, joints_uv: np.ndarray, labe
 
 
 TARGETS = (_add_nyu, _add_reprojection, eval_model.add_synth, eval_model.add_nyu_frame, eval_model.add_sr305,
-           eval_model.add_latent_walk, eval_tracker.add_tracker, eval_detect.add_detect,
+           eval_model.add_synthesis, eval_model.add_latent_walk, eval_tracker.add_tracker, eval_detect.add_detect,
            eval_finetune.add_finetune)

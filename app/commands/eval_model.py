@@ -159,6 +159,36 @@ def _print(summary, title: str) -> None:
     sys.stdout.flush()
 
 
+def add_synthesis(targets) -> None:
+    p = targets.add_parser("synthesis", help="how well the synthesized depth explains held-out synthetic crops",
+                           description="On held-out synthetic crops: the generator's depth from the pose model's "
+                                       "latent (Crossing Nets) and our hand model fitted to the predicted joints, "
+                                       "each against the true crop (mean |difference| on hand pixels, mm).")
+    _model_args(p)
+    p.add_argument("--sensor", default="primesense", help="sensor model of the test crops")
+    p.add_argument("--n", type=int, default=200, help="test crops")
+    p.set_defaults(run=run_synthesis)
+
+
+def run_synthesis(args: argparse.Namespace) -> int:
+    from handtrack.training import evaluation
+    from handtrack.training.model_eval import eval_synthesis
+
+    model = _load(args)
+    out = eval_synthesis(model, args.sensor, args.n)
+    gen = out["generator_mm"]
+    print(f"synthesis on {out['crops']} held-out {args.sensor} crops, {model.path.name}: mean |synthesized - true| "
+          f"on hand pixels")
+    print(f"  generator (from the latent): {'-' if gen is None else f'{gen:.2f} mm'}")
+    print(f"  hand model fitted to the estimate: {out['hand_model_mm']:.2f} mm "
+          f"(fit residual {out['hand_model_fit_residual_mm']:.2f} mm; on the true joints: "
+          f"{out['hand_model_on_true_joints_mm']:.2f} mm)")
+    if args.json:
+        evaluation.write_json(args.json, {"benchmark": "synthesis", **out, "model": _model_entry(model)})
+        print(f"wrote {args.json}")
+    return 0
+
+
 def add_latent_walk(targets) -> None:
     p = targets.add_parser("latent-walk", help="poses and synthesized depth along a line between two latents (Fig. 1)",
                            description="Decode points on the line between the shared latents of two held-out "

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from handtrack.inference.camera import Intrinsics
+from handtrack.inference.crop import normalise_joints
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.handmodel.estimate_render import render_estimate
 from handtrack.inference.model import RenderModel
 from handtrack.inference.pose_decoder import PoseDecoder
 from handtrack.inference.tracker import HandResult, _render_name
@@ -114,6 +116,30 @@ def synthesis_tiles(synth: Synthesizer, result: HandResult, K: Intrinsics, cube_
     uv = crop_joints_uv(joints, result.centre_mm, K, cube_mm, crop.shape[-1])
     diff, mean = difference_tile(depth, crop, scale)
     return SynthesisTiles(crop_tile(crop, uv, scale), crop_tile(depth, uv, scale), diff, mean)
+
+
+@dataclass
+class HandModelTiles:
+    rendered: np.ndarray     # BGR: our hand model fitted to the estimate, drawn into the crop, with the skeleton
+    difference: np.ndarray   # BGR: |rendered - input| where either shows the hand
+    mean_difference: float
+
+
+def hand_model_tiles(result: HandResult, K: Intrinsics, cube_mm: float, scale: int = 2) -> HandModelTiles | None:
+    """The exact synthesis for one tracked frame: what the tracker believes, drawn with our hand model (fitted to
+    its joints) into the crop, beside the input; None when it has no hand. Works for every model."""
+    if result.joints_mm is None or result.crop is None or result.centre_mm is None:
+        return None
+    joints, centre, size = np.asarray(result.joints_mm, np.float64), np.asarray(result.centre_mm), result.crop.shape[-1]
+    if result.handedness == "left":  # the hand model is a right hand: draw the mirror image, then mirror it back
+        mirrored = Intrinsics(K.fx, K.fy, K.width - 1 - K.cx, K.cy, K.width, K.height)
+        depth = render_estimate(joints * MIRROR, mirrored, centre * MIRROR, cube_mm, size).crop[:, ::-1]
+    else:
+        depth = render_estimate(joints, K, centre, cube_mm, size).crop
+    crop, _ = _camera_view(result.crop, np.zeros((1, 3)), result.handedness)
+    uv = crop_joints_uv(normalise_joints(joints, centre, cube_mm), centre, K, cube_mm, size)
+    diff, mean = difference_tile(depth, crop, scale)
+    return HandModelTiles(crop_tile(depth, uv, scale), diff, mean)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from handtrack.inference.errors import HandtrackError
 from handtrack.inference.tracker import HandResult
 
 from .images import placeholder
-from .synthesis import CapturedPose, LatentWalk, Synthesizer, capture_tile, synthesis_tiles
+from .synthesis import CapturedPose, LatentWalk, Synthesizer, capture_tile, hand_model_tiles, synthesis_tiles
 from .widgets import ImageWidget
 
 TILE = 256  # tiles are 128-pixel crops shown twice as large
@@ -47,20 +47,28 @@ def _tile_row(captions: list[str]) -> tuple[QtWidgets.QHBoxLayout, list[ImageWid
 
 
 class SynthesisPanel(QtWidgets.QGroupBox):
-    """Input crop | the generator's depth for the frame's latent | their difference."""
+    """Input crop | the generator's depth for the frame's code | |difference| | our hand model fitted to the
+    estimate | |difference|: what the model has learnt to draw, and exactly what the tracker believes."""
 
     def __init__(self, models: SynthesisModels, parent=None):
-        super().__init__("Synthesized depth for the current pose and |difference|", parent)
+        super().__init__("Synthesized depth for the current pose: the generator's and our hand model's, and "
+                         "|difference| to the input", parent)
         self.models = models
-        row, (self.input, self.synthesized, self.difference) = _tile_row(
-            ["input crop", "synthesized", "difference"])
+        row, (self.input, self.synthesized, self.difference, self.hand_model, self.hand_difference) = _tile_row(
+            ["input crop", "generator", "difference", "hand model", "difference"])
         self.setLayout(row)
         self.mean_difference: float | None = None
+        self.hand_mean_difference: float | None = None
 
     def show_result(self, result: HandResult, K: Intrinsics, cube_mm: float, model: str) -> None:
+        exact = hand_model_tiles(result, K, cube_mm)
+        if exact is not None:
+            self.hand_mean_difference = exact.mean_difference
+            self.hand_model.set_image(exact.rendered)
+            self.hand_difference.set_image(exact.difference, f"difference: mean {exact.mean_difference:.2f}")
         synth = self.models.for_model(model)
         if synth is None:
-            for w in (self.input, self.synthesized, self.difference):
+            for w in (self.synthesized, self.difference):
                 w.set_image(placeholder(TILE, TILE, self.models.error or "no render model"))
             return
         tiles = synthesis_tiles(synth, result, K, cube_mm)

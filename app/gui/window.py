@@ -105,7 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
         synth = QtWidgets.QWidget()
         row = QtWidgets.QHBoxLayout(synth)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.synthesis, 3)
+        row.addWidget(self.synthesis, 5)
         row.addWidget(self.walk, 4)
         main = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         main.addWidget(views)
