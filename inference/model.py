@@ -121,6 +121,9 @@ class OnnxModel:
         names = tuple(i.name for i in self.session.get_inputs())
         if names != self.info.inputs:
             raise HandtrackError(f"{self.path}: graph inputs {names} do not match its metadata {self.info.inputs}")
+        outputs = tuple(o.name for o in self.session.get_outputs())
+        if outputs != self.info.outputs:
+            raise HandtrackError(f"{self.path}: graph outputs {outputs} do not match its metadata {self.info.outputs}")
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         feeds = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in zip(self.info.inputs, inputs)}
@@ -132,6 +135,20 @@ class PoseModel(OnnxModel):
 
     def __init__(self, path: str | Path, threads: int = 1):
         super().__init__(path, threads, role="pose")
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """One empty crop through the graph at load: a graph whose outputs do not have the shapes its metadata
+        promises is refused here, in one line, instead of failing at the first frame."""
+        S, J = self.info.input_size, len(self.info.joint_names)
+        try:
+            latent, joints = self.run(np.ones((1, 1, S, S), np.float32))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors for a graph that cannot take the input
+            raise HandtrackError(f"{self.path}: does not run on the {S}x{S} crops its metadata names "
+                                 f"({str(exc).splitlines()[0][:160]})") from exc
+        if joints.shape != (1, J, 3) or latent.ndim != 2 or latent.shape[0] != 1:
+            raise HandtrackError(f"{self.path}: outputs latent {latent.shape} and joints {joints.shape}; its "
+                                 f"metadata promises (1, L) and (1, {J}, 3)")
 
     def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         crops = np.asarray(crops, dtype=np.float32)

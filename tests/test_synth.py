@@ -70,6 +70,14 @@ def test_shards_do_not_depend_on_sharding(tmp_path, prior):
     assert (np.abs(uv - 63.5) < 64 * 1.5).all()
 
 
+def test_a_killed_writers_temporary_file_is_not_a_shard(tmp_path, prior):
+    """An interrupted `handtrack data synth` can leave shard_*.tmp.npz behind (issue 17, item 9)."""
+    generate_shard(tmp_path, 0, 3, 3, SynthConfig(sensor="primesense", seed=5), prior)
+    (tmp_path / "shard_00001.tmp.npz").write_bytes(b"half a shard")
+    shards = SynthShards(tmp_path)
+    assert len(shards) == 3 and [p.name for p in shards.paths] == ["shard_00000.npz"]
+
+
 def test_unreadable_shards_are_a_clear_error(tmp_path):
     with pytest.raises(HandtrackError, match="no synthetic shards"):
         SynthShards(tmp_path)

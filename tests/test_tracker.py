@@ -12,6 +12,7 @@ import pytest
 from handtrack.inference.camera import Intrinsics
 from handtrack.inference.datasets import nyu
 from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.errors import HandtrackError
 from handtrack.inference.filters import OneEuroFilter, OneEuroOptions
 from handtrack.inference.tracker import HandTracker, TrackerOptions
 
@@ -194,3 +195,41 @@ def test_eval_tracker_command_writes_json_and_overlays(tmp_path):
     assert r["nyu"]["centre_error_mm"] < 30.0 and r["nyu"]["joint_error"]["mean_error_mm"] > 0
     assert r["sr305"]["frames"] == 8 and 0 < r["sr305"]["mean_plausibility"] <= 1
     assert png.stat().st_size > 10_000
+
+
+def _graph_with_joints_of(tmp_path, last: int):
+    """A model with valid handtrack metadata (the shipped MURAUER's) whose graph outputs joints (B, 21, last)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from handtrack.inference.model import METADATA_KEY, _session
+    from handtrack.models_onnx import resolve
+
+    meta = _session(resolve("murauer"), 1).get_modelmeta().custom_metadata_map[METADATA_KEY]
+    const = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [helper.make_node("Flatten", ["crop"], ["flat"], axis=1),
+             helper.make_node("Slice", ["flat", "s0", "s8", "ax"], ["latent"]),
+             helper.make_node("Slice", ["flat", "s0", "sj", "ax"], ["first"]),
+             helper.make_node("Reshape", ["first", "shape"], ["joints"])]
+    graph = helper.make_graph(
+        nodes, "wrong", [helper.make_tensor_value_info("crop", TensorProto.FLOAT, ["B", 1, 128, 128])],
+        [helper.make_tensor_value_info("latent", TensorProto.FLOAT, ["B", 8]),
+         helper.make_tensor_value_info("joints", TensorProto.FLOAT, ["B", 21, last])],
+        [const("s0", [0]), const("s8", [8]), const("sj", [21 * last]), const("ax", [1]),
+         const("shape", [-1, 21, last])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta
+    path = tmp_path / f"joints{last}_pose.onnx"
+    onnx.save_model(model, str(path))
+    return path
+
+
+def test_a_model_whose_outputs_have_the_wrong_shape_is_refused_at_load(tmp_path):
+    """Issue 17, item 4: valid metadata, wrong graph: one line when it loads, not a crash at the first frame."""
+    from handtrack.inference.model import PoseModel
+
+    with pytest.raises(HandtrackError, match=r"joints \(1, 21, 7\)") as err:
+        HandTracker(TrackerOptions(model=str(_graph_with_joints_of(tmp_path, 7))))
+    assert "\n" not in str(err.value)
+    assert PoseModel(_graph_with_joints_of(tmp_path, 3)).predict(np.ones((2, 128, 128)))[1].shape == (2, 21, 3)

@@ -168,7 +168,8 @@ class SynthShards:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.paths = sorted(self.root.glob("shard_*.npz"))
+        # A writer killed mid-shard leaves shard_*.tmp.npz (write_shard's temporary name): never a shard.
+        self.paths = sorted(p for p in self.root.glob("shard_*.npz") if not p.name.endswith(".tmp.npz"))
         if not self.paths:
             raise HandtrackError(f"no synthetic shards (shard_*.npz) in {self.root}")
         self._cache: dict[int, dict] = {}
