@@ -384,6 +384,17 @@ def test_reader_closing_stdout_ends_the_stream_cleanly():
     assert "Traceback" not in stderr and "stdout was closed" in stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
+def test_stdout_on_a_full_disk_is_one_line_not_a_traceback():
+    """`handtrack --stream > /dev/full` (issue 17, item 2): the first write fails as a full disk does."""
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(HANDTRACK + ["--stream", "--source", "demo", "--frames", "5"], stdout=full,
+                              stderr=subprocess.PIPE, cwd=ROOT, timeout=120)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert "Traceback" not in stderr and "handtrack: error: cannot write to stdout: No space left" in stderr
+
+
 def test_stream_imports_no_torch(tmp_path):
     code = ("import sys\n"
             "from handtrack.app.cli import main\n"

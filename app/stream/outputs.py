@@ -81,13 +81,17 @@ class StdoutOutput(Output):
             self._closed = True
             _silence_stdout()
             raise OutputClosed("stdout was closed by its reader") from None
+        except OSError as exc:  # stdout redirected to a full disk (or /dev/full): nothing more can be written
+            self._closed = True
+            _silence_stdout()  # Python's own flush at exit would fail again, with a traceback
+            raise HandtrackError(f"cannot write to stdout: {exc.strerror or exc}") from None
         self.sent += 1
 
     def close(self) -> None:
         if not self._closed:
             try:
                 sys.stdout.flush()
-            except (BrokenPipeError, ValueError):
+            except (OSError, ValueError):
                 _silence_stdout()
             self._closed = True
 
