@@ -307,6 +307,52 @@ def test_png_folder_replays_in_order(tmp_path):
     assert [f.meta[META_SENSOR_TIME] for f in frames] == [0.0, 0.1, 0.2]
 
 
+def _folder_with_bad_files(folder: Path, height: int = 48, width: int = 64) -> int:
+    """Good PNGs at even names, and between them every kind of bad file a folder can hold; returns how many bad
+    ones."""
+    import cv2
+
+    good = np.full((height, width), 700.0, np.float32)
+    for i in range(0, 10, 2):
+        save_depth_png(folder / f"f{i}.png", good, depth_unit_mm=1.0)
+    (folder / "f1.png").write_bytes(b"")                                            # zero bytes
+    data = (folder / "f0.png").read_bytes()
+    (folder / "f3.png").write_bytes(data[: len(data) // 3])                         # truncated
+    (folder / "f5.png").write_text("not an image")                                  # text named .png
+    cv2.imwrite(str(folder / "f7.png"), np.zeros((height, width, 3), np.uint8))  # 8-bit RGB
+    cv2.imwrite(str(folder / "f9.png"), np.zeros((height // 2, width // 2), np.uint16))  # wrong size
+    return 5
+
+
+def test_unreadable_files_of_a_folder_are_skipped_counted_and_said_once(tmp_path, caplog):
+    """Issue 17, item 1: a bad file must not end a stream of good ones."""
+    bad = _folder_with_bad_files(tmp_path)
+    with caplog.at_level("WARNING", logger="handtrack"):
+        with open_source(tmp_path, intrinsics=SMALL, depth_unit_mm=1.0) as source:
+            frames = list(source)
+            assert source.stats["skipped"] == bad and source.state == FINISHED
+    assert [f.frame_id for f in frames] == ["f0", "f2", "f4", "f6", "f8"]
+    warnings = [r for r in caplog.records if "skipping unreadable frames" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_a_folder_with_no_readable_frame_is_one_line(tmp_path):
+    (tmp_path / "a.png").write_text("not an image")
+    (tmp_path / "b.png").write_bytes(b"")
+    with pytest.raises(HandtrackError, match="no readable frame among its 2"):
+        open_source(tmp_path, intrinsics=SMALL, depth_unit_mm=1.0).connect()
+
+
+def test_stream_over_a_folder_with_bad_files_sends_every_good_frame(tmp_path):
+    bad = _folder_with_bad_files(tmp_path, 480, 640)  # the size of the folder default's camera (SR305)
+    done = subprocess.run([sys.executable, "-m", "handtrack.app.cli", "--stream", "--source", str(tmp_path),
+                           "--unpaced"], capture_output=True, timeout=120)
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert len(done.stdout.decode().splitlines()) == 5
+    assert f"{bad} unreadable frames skipped" in stderr and "Traceback" not in stderr
+
+
 def test_loose_nyu_frames_replay_with_their_packed_depth():
     from handtrack.inference.datasets import nyu
 

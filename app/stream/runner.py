@@ -35,13 +35,16 @@ class StreamSummary:
     ended_by: str = ""                 # "frames", "end of recording", "signal", "stdout closed"
     tracker: dict = field(default_factory=dict)   # HandTracker.stats: frames, tracked, no_hand, skipped_* ...
     source_dropped: int = 0            # frames a live source replaced before the tracker took them
+    source_skipped: int = 0            # frames the source could not read (bad files), counted and passed over
     outputs: dict = field(default_factory=dict)   # output name -> {"sent": n, "dropped": n}
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds > 0 else 0.0
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.tracker.items()) if k != "frames")
         return (f"{self.messages} messages in {self.seconds:.1f} s ({rate:.1f}/s; {counts or 'no frames'}; "
-                f"{self.source_dropped} frames dropped at the source), ended by {self.ended_by}")
+                f"{self.source_dropped} frames dropped at the source"
+                + (f", {self.source_skipped} unreadable frames skipped" if self.source_skipped else "")
+                + f"), ended by {self.ended_by}")
 
 
 class _LastFrame:
@@ -91,6 +94,7 @@ class Stream:
         summary.seconds = time.monotonic() - start
         summary.tracker = dict(self.tracker.stats)
         summary.source_dropped = int(getattr(source, "stats", {}).get("dropped", 0))
+        summary.source_skipped = int(getattr(source, "stats", {}).get("skipped", 0))
         summary.outputs = {o.name: {"sent": o.sent, "dropped": o.dropped} for o in self.outputs}
         return summary
 

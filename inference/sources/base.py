@@ -42,6 +42,15 @@ class EndOfStream(Exception):
     """A recording or dataset has delivered its last frame (not an error: iteration simply stops)."""
 
 
+class SkipFrame(Exception):
+    """One frame of a source could not be read (a truncated, empty or foreign file): the capture counts it in
+    `stats["skipped"]`, says why once per kind of fault, and goes on with the next frame."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
 class DeviceMissing(HandtrackError):
     """The device (or recording) is not there: not plugged in, wrong serial, no such file."""
 

@@ -7,6 +7,7 @@ exponential back-off when the device is unplugged and comes back. Tests drive al
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,9 +17,11 @@ from typing import Callable
 from ..datasets.base import DepthFrame
 from ..errors import HandtrackError
 from .base import (CONNECTED, DISCONNECTED, FAILED, FINISHED, LOST, META_HOST_TIME, META_INDEX, META_SENSOR_FRAME,
-                   META_SENSOR_TIME, META_SOURCE, RECONNECTING, DeviceLost, EndOfStream, FrameSource, SourceTimeout,
-                   StreamInfo)
+                   META_SENSOR_TIME, META_SOURCE, RECONNECTING, DeviceLost, EndOfStream, FrameSource, SkipFrame,
+                   SourceTimeout, StreamInfo)
 from .buffer import FrameBuffer
+
+LOG = logging.getLogger("handtrack")
 
 
 class Backend(ABC):
@@ -81,9 +84,10 @@ class CaptureSource(FrameSource):
         self._error: str | None = None
         self._info: StreamInfo | None = None
         self._stop = threading.Event()
+        self._skip_reasons: set[str] = set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.stats = {"captured": 0, "dropped": 0, "reconnects": 0}
+        self.stats = {"captured": 0, "dropped": 0, "reconnects": 0, "skipped": 0}
 
     # --- the FrameSource protocol ---------------------------------------------------------------------------
     @property
@@ -116,7 +120,7 @@ class CaptureSource(FrameSource):
                 raise
             self._stop.clear()
             self._buffer = self._make_buffer()
-            self.stats = {"captured": 0, "dropped": 0, "reconnects": 0}
+            self.stats = {"captured": 0, "dropped": 0, "reconnects": 0, "skipped": 0}
             self._set_state(CONNECTED, None)
             self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
             self._thread.start()
@@ -161,14 +165,28 @@ class CaptureSource(FrameSource):
                     if not self._recover(exc):
                         break
                     continue
+                except SkipFrame as exc:
+                    self._skip(exc)
+                    continue
                 if frame is not None:
                     self._deliver(frame)
         except EndOfStream:
-            self._set_state(FINISHED, None)
+            if self.stats["captured"] == 0 and self.stats["skipped"]:
+                self._set_state(FAILED, f"no readable frame: all {self.stats['skipped']} were skipped "
+                                        f"({', '.join(sorted(self._skip_reasons))})")
+            else:
+                self._set_state(FINISHED, None)
         except Exception as exc:  # noqa: BLE001 - the reader must learn why capture stopped, whatever it was
             self._set_state(FAILED, str(exc) or type(exc).__name__)
         finally:
             self._buffer.close()
+
+    def _skip(self, exc: SkipFrame) -> None:
+        """Count an unreadable frame; say why the first time each kind of fault is met."""
+        self.stats["skipped"] += 1
+        if exc.reason not in self._skip_reasons:
+            self._skip_reasons.add(exc.reason)
+            LOG.warning("%s: skipping unreadable frames (%s); they are counted, not tracked", self.name, exc)
 
     def _deliver(self, frame: DepthFrame) -> None:
         meta = frame.meta

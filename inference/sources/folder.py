@@ -22,7 +22,8 @@ from ..datasets.msra import MSRADataset
 from ..datasets.nyu import NYUDataset, NYUPngFolder
 from ..datasets.realsense_png import DepthPngFolder
 from ..errors import HandtrackError
-from .base import META_SENSOR_FRAME, META_SENSOR_TIME, DeviceMissing, EndOfStream, StreamInfo, resolve_intrinsics
+from .base import (META_SENSOR_FRAME, META_SENSOR_TIME, DeviceMissing, EndOfStream, SkipFrame, StreamInfo,
+                   resolve_intrinsics)
 from .capture import Backend
 
 
@@ -62,6 +63,11 @@ def open_dataset(path: str | Path, split: str | None = None, camera: int = 1, ki
                          f"({pattern})")
 
 
+# What reading one file of a folder can raise: our readers' one-line errors for a file that is not what it should
+# be (wrong size, 8-bit, not an image), and what the decoders raise for a truncated or vanished one.
+SKIPPABLE = (HandtrackError, OSError, ValueError, EOFError)
+
+
 class FolderBackend(Backend):
     live = False
     reconnectable = False
@@ -85,17 +91,31 @@ class FolderBackend(Backend):
         self._i = self.start
         if not 0 <= self.start < len(self.dataset):
             raise HandtrackError(f"{self.path} has {len(self.dataset)} frames; cannot start at frame {self.start}")
-        first = self.dataset[self.start]
+        first, why = None, ""
+        for i in range(self.start, self._end()):  # the stream's camera comes from the first readable frame
+            try:
+                first = self.dataset[i]
+                break
+            except SKIPPABLE as exc:
+                why = str(exc)
+        if first is None:
+            raise HandtrackError(f"{self.path}: no readable frame among its {len(self.dataset)} ({why})")
         return StreamInfo(first.intrinsics, self.fps, f"{self.layout} dataset {self.path} ({len(self.dataset)} frames)")
 
+    def _end(self) -> int:
+        return len(self.dataset) if self.stop is None else min(self.stop, len(self.dataset))
+
     def grab(self, timeout: float) -> DepthFrame:
-        end = len(self.dataset) if self.stop is None else min(self.stop, len(self.dataset))
-        if self._i >= end:
+        if self._i >= self._end():
             raise EndOfStream(self.name)
-        frame = self.dataset[self._i]
-        frame.meta[META_SENSOR_TIME] = (self._i - self.start) / self.fps
-        frame.meta[META_SENSOR_FRAME] = self._i
+        i = self._i
         self._i += 1
+        try:
+            frame = self.dataset[i]
+        except SKIPPABLE as exc:  # one bad file must not end a stream of good ones
+            raise SkipFrame("unreadable file", str(exc)) from exc
+        frame.meta[META_SENSOR_TIME] = (i - self.start) / self.fps
+        frame.meta[META_SENSOR_FRAME] = i
         return frame
 
     def close(self) -> None:
