@@ -105,7 +105,9 @@ def parse_extrinsics(data) -> Extrinsics:
         raise HandtrackError("give exactly one of 'rotation' (3x3) and 'quaternion' ({x, y, z, w})")
     rotation = _rotation(data["rotation"]) if "rotation" in data else _quaternion(data["quaternion"])
     translation = _numbers(data["translation"], (3,), "translation") * UNITS_M[units]
-    distance = float(np.linalg.norm(translation))
+    # The largest component first: the norm of a vector near the float limit overflows (with numpy's warning).
+    biggest = float(np.abs(translation).max())
+    distance = biggest if biggest > MAX_TRANSLATION_M else float(np.linalg.norm(translation))
     if distance > MAX_TRANSLATION_M:
         raise HandtrackError(f"translation is {distance:.3g} m long (units {units!r}); more than "
                              f"{MAX_TRANSLATION_M:g} m usually means the wrong units")

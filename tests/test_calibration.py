@@ -101,6 +101,17 @@ def test_non_finite_numbers_are_refused(tmp_path):
         load_extrinsics(path)
 
 
+def test_a_huge_translation_is_one_line_without_numpys_overflow_warning(tmp_path, recwarn):
+    """Issue 17, item 10: 1e308 used to print numpy's overflow warning before the error."""
+    data = valid()
+    data["translation"] = [1e308, 1e308, 0.0]
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(HandtrackError, match="more than 50 m"):
+        load_extrinsics(path)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(HandtrackError, match="does not exist"):
         load_extrinsics(tmp_path / "nope.json")

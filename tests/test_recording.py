@@ -258,6 +258,22 @@ def test_unwritable_or_existing_output_is_one_line(tmp_path):
         SessionWriter(tmp_path / "no" / "such" / "dir.mcap", info)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--seconds", "-1"], "--seconds must be positive"),
+    (["--seconds", "0"], "--seconds must be positive"),
+    (["--source", ""], "empty one"),
+])
+def test_record_refuses_nonsense_arguments_in_one_line(tmp_path, capsys, args, message):
+    """Issue 17, item 8: a negative duration was accepted, and an empty source spec named the current folder."""
+    from handtrack.app.cli import main
+
+    out = tmp_path / "s.mcap"
+    argv = ["record", "--out", str(out)] + (args if "--source" in args else ["--source", "demo", *args])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
 def test_damaged_files_are_clear_errors_or_counted_skips(tmp_path):
     frames = camera_frames(5)
     path = tmp_path / "ok.mcap"

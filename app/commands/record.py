@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames is not None and args.frames < 1:
         raise HandtrackError("--frames must be at least 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise HandtrackError("--seconds must be positive")
+    empty = [spec for spec in args.source if not spec.strip()]
+    if empty:  # an empty spec would otherwise name the current folder
+        raise HandtrackError("--source needs a source spec (demo, realsense, a recording, a folder); got an empty one")
     cameras = [f"cam{i}" for i in range(len(args.source))]
     sources = []
     writer = None
