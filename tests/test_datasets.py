@@ -222,3 +222,26 @@ def test_depth_png_round_trips_and_refuses_8_bit(tmp_path):
         realsense_png.load_depth_png(tmp_path / "rgb.png", 1.0)
     with pytest.raises(HandtrackError, match="cannot read"):
         realsense_png.load_depth_png(tmp_path / "missing.png", 1.0)
+
+
+def test_a_huge_png_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    """Issue 17, item 5: a 20000x20000 PNG used to be decoded (2.4 GB) before its size was checked."""
+    import struct
+    import zlib
+
+    import cv2
+
+    from handtrack.inference.datasets import realsense_png
+    from handtrack.inference.errors import HandtrackError
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 16, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    monkeypatch.setattr(cv2, "imread", lambda *a, **k: pytest.fail("decoded before the size was checked"))
+    with pytest.raises(HandtrackError, match="20000x20000 but the camera is 640x480"):
+        realsense_png.load_frame(huge)
+    with pytest.raises(HandtrackError, match="at most 8192 pixels a side"):
+        realsense_png.load_depth_png(huge, 1.0)

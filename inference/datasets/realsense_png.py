@@ -18,8 +18,30 @@ from .base import DepthFrame
 SR305_DEPTH_UNIT_MM = 0.125
 
 
-def load_depth_png(path: str | Path, depth_unit_mm: float) -> np.ndarray:
-    """A uint16 single-channel PNG -> (H, W) float32 depth in mm, 0 = missing."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_SIDE = 8192  # no depth camera comes near; a larger image is refused before it is decoded
+
+
+def png_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header (its first 24 bytes), or None if the file is not a PNG. Reading the
+    header first means a huge image is refused without decoding gigabytes of pixels."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError as exc:
+        raise HandtrackError(f"cannot read depth image {path} ({exc.strerror or exc})") from None
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def load_depth_png(path: str | Path, depth_unit_mm: float, expected: tuple[int, int] | None = None) -> np.ndarray:
+    """A uint16 single-channel PNG -> (H, W) float32 depth in mm, 0 = missing. expected: the (width, height)
+    the image must have, checked on the header before decoding."""
+    size = png_size(path)
+    if size is not None and (max(size) > MAX_SIDE or (expected is not None and size != tuple(expected))):
+        want = f"the camera is {expected[0]}x{expected[1]}" if expected else f"at most {MAX_SIDE} pixels a side"
+        raise HandtrackError(f"{path} is {size[0]}x{size[1]} but {want}")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise HandtrackError(f"cannot read depth image {path} (missing or not an image)")
@@ -40,7 +62,7 @@ def load_frame(path: str | Path, intrinsics: Intrinsics = SR305,
                depth_unit_mm: float = SR305_DEPTH_UNIT_MM) -> DepthFrame:
     """One unlabelled frame; the defaults fit the SR305 recordings in ../shared/data/realsense_sr305."""
     path = Path(path)
-    depth = load_depth_png(path, depth_unit_mm)
+    depth = load_depth_png(path, depth_unit_mm, expected=(intrinsics.width, intrinsics.height))
     if depth.shape != (intrinsics.height, intrinsics.width):
         raise HandtrackError(f"{path} is {depth.shape[1]}x{depth.shape[0]} but the camera is "
                              f"{intrinsics.width}x{intrinsics.height}")
