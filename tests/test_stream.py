@@ -443,3 +443,36 @@ def test_recorded_session_replays_through_the_stream(tmp_path):
     assert sum(m["hands"][0]["present"] for m in messages) >= 15
     # The sensor clock is the recorded demo's: frame k at k / 30 s.
     assert [m["stamp"]["sensor_s"] for m in messages] == pytest.approx([k / 30.0 for k in range(20)], abs=1e-6)
+
+
+def test_zmq_on_ipv6_loopback_reaches_a_subscriber_and_binding_everywhere_warns(caplog):
+    """Issue 17, item 7: `[::1]` failed with "No such device"; 0.0.0.0 / * bound every interface silently."""
+    out = open_output("zmq://[::1]:0")
+    try:
+        assert out.endpoint.startswith("tcp://[::1]:")
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.IPV6, 1)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(out.endpoint)
+        received = None
+        for _ in range(100):  # a PUB socket drops what is sent before the subscription arrives
+            out.send(b'{"hello": 1}')
+            if sub.poll(50):
+                received = sub.recv()
+                break
+        sub.close()
+        ctx.term()
+        assert received == b'{"hello": 1}'
+    finally:
+        out.close()
+    for host in ("0.0.0.0", "*"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="handtrack"):
+            everywhere = open_output(f"zmq://{host}:0")
+            everywhere.close()
+        assert [r for r in caplog.records if "every network interface" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="handtrack"):
+        open_output("zmq://127.0.0.1:0").close()
+    assert not caplog.records

@@ -13,6 +13,7 @@ subscriber counts drops as gaps in the messages' `seq`. Port 0 binds a free port
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -21,6 +22,8 @@ from pathlib import Path
 import orjson
 
 from handtrack.inference.errors import HandtrackError, require
+
+LOG = logging.getLogger("handtrack")
 
 ENCODINGS = ("json", "msgpack")
 FILE_SUFFIXES = {".jsonl": "json", ".ndjson": "json", ".msgpack": "msgpack"}
@@ -146,6 +149,12 @@ class ZmqOutput(Output):
         self.socket = self._context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.CONFLATE, 1)  # per subscriber: keep only the newest message
         self.socket.setsockopt(zmq.LINGER, ZMQ_LINGER_MS)
+        ipv6 = host.startswith("[") and host.endswith("]")
+        if ipv6:  # "[::1]": ZeroMQ takes IPv6 addresses in brackets once the socket allows IPv6
+            self.socket.setsockopt(zmq.IPV6, 1)
+        if host in ("0.0.0.0", "*", "[::]"):
+            LOG.warning("publishing on every network interface (%s): anyone on the network can read the poses; "
+                        "use 127.0.0.1 to keep them on this machine", host)
         try:
             self.socket.bind(f"tcp://{host}:{port}")
         except zmq.ZMQError as exc:
