@@ -274,6 +274,33 @@ def test_record_refuses_nonsense_arguments_in_one_line(tmp_path, capsys, args, m
     assert message in err and err.count("\n") == 1 and not out.exists()
 
 
+def test_a_damaged_chunk_mid_session_is_counted_and_reported_on_replay_and_in_the_dataset(tmp_path, caplog):
+    """Issue 17, item 6: the frames of a corrupted chunk used to vanish without a word."""
+    from handtrack.inference.datasets.session import SessionDataset
+
+    path = tmp_path / "ok.mcap"
+    with SessionWriter(path, StreamInfo(SMALL, 90.0, "cam", SR305_UNIT)) as writer:
+        for frame in camera_frames(6):
+            writer.write(frame)
+    offsets = SessionReader(path).index()
+    data = bytearray(path.read_bytes())
+    data[offsets[2] + 200] ^= 0xFF  # the third frame's chunk
+    damaged = tmp_path / "damaged.mcap"
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="handtrack"):
+        with open_source(damaged, realtime=False) as replay:
+            got = list(replay)
+            assert replay.stats["skipped"] == 1 and replay.state == "finished"
+        assert [f.meta["session_frame"] for f in got] == [0, 1, 3, 4, 5]
+        assert [r for r in caplog.records if "frames lost in a damaged part" in r.getMessage()]
+        caplog.clear()
+        with SessionDataset(damaged) as dataset:
+            assert len(dataset) == 5 and dataset.lost_frames == 1 and dataset.gaps == [(2, 2)]
+        assert [r for r in caplog.records if "1 frames of cam0 lost" in r.getMessage()]
+    with SessionDataset(path) as intact:
+        assert intact.lost_frames == 0 and intact.gaps == []
+
+
 def test_damaged_files_are_clear_errors_or_counted_skips(tmp_path):
     frames = camera_frames(5)
     path = tmp_path / "ok.mcap"

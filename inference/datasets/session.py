@@ -15,6 +15,7 @@ session cut short by a crash is read up to its last complete frame.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -25,6 +26,8 @@ from .. import skeleton
 from ..crop import DEFAULT_CUBE_MM, DEFAULT_SIZE, CropWindow, crop_and_normalise, normalise_joints
 from ..recording.reader import META_PREDICTION, SessionReader
 from .base import DepthFrame
+
+LOG = logging.getLogger("handtrack")
 
 
 @dataclass
@@ -51,6 +54,14 @@ class SessionDataset:
         keep = [i for i, p in enumerate(presences) if min_presence is None or (p is not None and p >= min_presence)]
         self._offsets = [offsets[i] for i in keep]
         self.truncated = self.reader.truncated
+        # Frames lost in damaged chunks: how many, and which (runs of session frame numbers). Said once here,
+        # since a training run would otherwise learn from a session with holes without knowing.
+        self.gaps = list(self.reader.gaps.get(self.camera, []))
+        self.lost_frames = self.reader.lost_frames(self.camera)
+        if self.lost_frames:
+            LOG.warning("%s: %d frames of %s lost in %d damaged chunks (frames %s); the rest is read",
+                        self.reader.path.name, self.lost_frames, self.camera, self.reader.corrupt_chunks,
+                        ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in self.gaps))
 
     def __len__(self) -> int:
         return len(self._offsets)

@@ -81,6 +81,9 @@ class SessionReader:
         self._channels: dict[int, object] = {}
         self.truncated = False      # the file ends inside a record (a recording that was killed)
         self.corrupt_chunks = 0     # chunks that failed their CRC or could not be decompressed, skipped
+        # per camera, the runs of frames (first, last session frame number) missing from a whole pass over the
+        # file: what the damaged chunks held
+        self.gaps: dict[str, list[tuple[int, int]]] = {}
         self.session: dict[str, str] = {}
         self.camera_metadata: dict[str, dict[str, str]] = {}
         self._read_metadata()
@@ -135,6 +138,11 @@ class SessionReader:
         file, decompressing every chunk once (~1 GB/s)."""
         return [offset for offset, _ in self._frames(self.camera(camera), build=False)]
 
+    def lost_frames(self, camera: str | int | None = None) -> int:
+        """Frames of `camera` missing from the last whole pass (frames(), scan(), index()): lost in damaged
+        chunks."""
+        return sum(b - a + 1 for a, b in self.gaps.get(self.camera(camera), []))
+
     def frame_at(self, offset: int, camera: str | int | None = None) -> DepthFrame:
         """The frame of `camera` whose image is in the chunk at `offset` (from index())."""
         cam = self.camera(camera)
@@ -150,6 +158,10 @@ class SessionReader:
         topics = {msg.camera_info_topic(cam): "camera_info", msg.frame_info_topic(cam): "frame_info",
                   msg.predictions_topic(cam): "prediction", msg.image_topic(cam): "image"}
         pending: dict[int, _Parts] = {}
+        whole_pass = start == len(MAGIC) and chunks is None
+        if whole_pass:
+            self.gaps[cam] = []
+        expected = 0  # the next frame number of this camera: the writer numbers them 0, 1, 2, ...
         for offset, message in self._messages(start, chunks):
             channel = self._channels.get(message.channel_id)
             part = topics.get(channel.topic) if channel is not None else None
@@ -160,6 +172,9 @@ class SessionReader:
                 setattr(parts, part, self._decode(message))
                 continue
             del pending[message.sequence]
+            if whole_pass and message.sequence > expected:
+                self.gaps[cam].append((expected, message.sequence - 1))
+            expected = message.sequence + 1
             if not build:
                 yield offset, None
                 continue

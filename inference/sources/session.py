@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from ..datasets.base import DepthFrame
-from ..recording.reader import META_RECORDED_HOST_TIME, SessionReader
-from .base import META_SENSOR_TIME, EndOfStream, StreamInfo
+from ..recording.reader import META_RECORDED_HOST_TIME, META_SESSION_FRAME, SessionReader
+from .base import META_SENSOR_TIME, EndOfStream, SkipFrame, StreamInfo
 from .capture import Backend
 
 RESYNC_AFTER_S = 0.25  # a replay this far behind its schedule (a busy host) restarts the schedule, as a camera would
@@ -44,15 +44,25 @@ class SessionBackend(Backend):
         self.name = f"session:{self.path.name}:{cam}"
         self._frames = self.reader.frames(cam)
         self._next, self._clock = None, None
+        self._seq, self._lost = 0, 0  # the next session frame number expected, and frames found missing
         info = self.reader.cameras[cam]
         return StreamInfo(info.intrinsics, info.fps, f"recording of {info.device} ({self.path.name}, {cam})",
                           info.depth_unit_mm)
 
     def grab(self, timeout: float) -> DepthFrame | None:
         if self._next is None:
-            self._next = next(self._frames, None)
-            if self._next is None:
+            frame = next(self._frames, None)
+            if frame is None:
                 raise EndOfStream(self.name)
+            seq = frame.meta.get(META_SESSION_FRAME)
+            if seq is not None:  # the writer numbers each camera's frames 0, 1, 2, ...: a jump is a loss
+                self._lost += max(seq - self._seq, 0)
+                self._seq = seq + 1
+            self._next = frame
+        if self._lost:  # frames a damaged chunk held: each counted as a skipped frame, the reason said once
+            self._lost -= 1
+            raise SkipFrame("frames lost in a damaged part of the session",
+                            f"{self.path.name}, before its frame {self._seq - 1}")
         if self.live and not self._wait_for(self._next, timeout):
             return None
         frame, self._next = self._next, None
