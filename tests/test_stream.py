@@ -476,3 +476,21 @@ def test_zmq_on_ipv6_loopback_reaches_a_subscriber_and_binding_everywhere_warns(
     with caplog.at_level("WARNING", logger="handtrack"):
         open_output("zmq://127.0.0.1:0").close()
     assert not caplog.records
+
+
+def test_a_png_folders_depth_unit_and_camera_are_given_on_the_command_line(tmp_path, capsys):
+    """Issue 17, item 3: the folder source's depth unit and intrinsics are explicit options of stream/record."""
+    folder = ROOT.parent / "shared" / "data" / "realsense_sr305"
+    out = tmp_path / "poses.jsonl"
+    assert main(["stream", "--source", str(folder), "--depth-unit", "0.125", "--intrinsics", "sr305", "--unpaced",
+                 "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == len(list(folder.glob("*.png")))
+    custom = "476.0068,476.0068,313.683,242.755,640,480"  # the same camera, written out
+    assert main(["stream", "--source", str(folder), "--intrinsics", custom, "--unpaced", "--frames", "2",
+                 "--out", str(tmp_path / "b.jsonl")]) == 0
+    capsys.readouterr()
+    for bad, message in ((["--intrinsics", "1,2,3"], "six numbers"), (["--depth-unit", "0"], "must be positive")):
+        assert main(["stream", "--source", str(folder), *bad, "--out", str(tmp_path / "c.jsonl")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["stream", "--source", "demo", "--depth-unit", "1", "--out", str(tmp_path / "d.jsonl")]) == 2
+    assert "no option 'depth_unit_mm'" in capsys.readouterr().err

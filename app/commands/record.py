@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from handtrack.app.commands.source_args import add_source_options, source_options
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.recording.writer import COMPRESSIONS
 from handtrack.models_onnx import DEFAULT_MODEL
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", action="append", required=True, metavar="SPEC",
                    help="a source spec as for every command (demo, realsense[:SERIAL], openni, a recording, ...); "
                         "repeat for several cameras: they become cam0, cam1, ... of the session")
+    add_source_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="SESSION",
                    help="the session file to write (by convention .mcap); refuses to replace an existing file")
     p.add_argument("--frames", type=int, help="stop after this many frames from every source")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for spec in args.source:
-            sources.append(open_source(spec, buffer_frames=SOURCE_BUFFER_FRAMES).connect())
+            sources.append(open_source(spec, buffer_frames=SOURCE_BUFFER_FRAMES, **source_options(args)).connect())
         trackers = None if args.no_track else [_tracker(args) for _ in sources]
         writer = SessionWriter(args.out, {cam: s.info for cam, s in zip(cameras, sources)},
                                model=None if args.no_track else args.model, compression=args.compression,

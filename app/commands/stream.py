@@ -11,6 +11,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from handtrack.app.commands.source_args import add_source_options, source_options
 from handtrack.inference.errors import HandtrackError
 from handtrack.models_onnx import DEFAULT_MODEL
 
@@ -25,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--source", default="demo",
                    help="demo (default), realsense[:SERIAL], openni[:URI], a recording (.bag, .db3, .oni, a "
                         "recorded session) or a dataset folder")
+    add_source_options(p)
     p.add_argument("--unpaced", action="store_true",
                    help="for sources that keep time (demo, recorded sessions): every frame, as fast as the tracker "
                         "takes them, instead of at the camera's pace")
@@ -74,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with ExitStack() as stack:
         stack.enter_context(stop_on_signals(stop))  # from here on a signal ends the stream cleanly
-        source = open_source(args.source)
+        options = source_options(args)
+        source = open_source(args.source, **options)
         if args.unpaced and source.live:  # only paced sources (demo, sessions) take realtime; playback is unpaced
-            source = open_source(args.source, realtime=False)
+            source = open_source(args.source, realtime=False, **options)
         source = stack.enter_context(source)
         outputs = []
         for spec in args.out or ["stdout"]:
