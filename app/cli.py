@@ -8,7 +8,7 @@ import sys
 from handtrack.inference.errors import HandtrackError
 
 # name -> module under handtrack.app.commands; the order is the order of `handtrack --help`.
-COMMANDS = ("data", "train", "finetune", "export", "eval", "bench", "stream", "record")
+COMMANDS = ("data", "train", "finetune", "export", "eval", "bench", "stream", "record", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
