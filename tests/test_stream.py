@@ -494,3 +494,14 @@ def test_a_png_folders_depth_unit_and_camera_are_given_on_the_command_line(tmp_p
         assert message in capsys.readouterr().err
     assert main(["stream", "--source", "demo", "--depth-unit", "1", "--out", str(tmp_path / "d.jsonl")]) == 2
     assert "no option 'depth_unit_mm'" in capsys.readouterr().err
+
+
+def test_bench_soak_samples_memory_and_rate_with_subscriber_and_recorder(tmp_path):
+    """A few seconds of the soak benchmark: samples come, the subscriber hears the messages, the rotated
+    recordings are cleaned up."""
+    out = tmp_path / "soak.json"
+    assert main(["bench", "soak", "--minutes", "0.08", "--every", "1", "--rotate", "2", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert len(r["samples"]) >= 3 and all(s["rss_mb"] > 50 and s["fps"] > 0 for s in r["samples"])
+    assert r["files"] >= 2 and r["subscriber_received"] > 0
+    assert r["samples"][-1]["recorded"] > 0 and r["samples"][-1]["published"] >= r["samples"][-1]["recorded"]

@@ -40,6 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rec = bsub.add_parser("record", help="session writer at 848x480, 90 FPS: drops, queue, MB/s, compression ratio")
     bench_record.add_arguments(rec)
     rec.set_defaults(run=bench_record.run)
+    from handtrack.app.commands import bench_soak
+
+    soak = bsub.add_parser("soak", help="hours of tracking with a recorder and a ZeroMQ subscriber: RSS and FPS "
+                                        "over time")
+    bench_soak.add_arguments(soak)
+    soak.set_defaults(run=bench_soak.run)
 
 
 def machine_info() -> dict:
