@@ -6,7 +6,8 @@ at the wrong distance, 2x or 8x too large (or small) for the depth it reads. The
 only hands of a possible size for their depth, so the check runs it on the frame rescaled by each candidate
 factor: where hands are found only after rescaling by the same factor on most frames, the unit is wrong by that
 factor. One line names it, once per source; until the source is fixed the tracker reports such frames as skipped
-instead of tracking them with confident wrong joints.
+instead of tracking them with confident wrong joints. A source that ends before a verdict (a folder of a few
+frames) gets `hint()`: the same line, qualified, where every vote so far named one wrong factor.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .handfinder import DetectorModel
 FACTORS = (1.0, 0.5, 2.0, 0.125, 8.0, 0.25, 4.0)  # true depth = read depth x factor
 FOUND = 0.5                 # detector score that counts as a hand
 FRAMES = 10                 # frames with a hand at some factor needed for a verdict
+HINT_FRAMES = 2             # votes, all for one wrong factor, that make a hint when the source ends early
 MAX_FRAMES = 60             # the check gives up (assumes the unit is right) after this many frames
 
 
@@ -56,6 +58,17 @@ class DepthUnitCheck:
                 self.factor = 1.0
         if self.factor is None and self.seen >= MAX_FRAMES:
             self.factor = 1.0
+
+    def hint(self) -> str | None:
+        """For a source that ended before a verdict: a line if every frame with a hand found one only at the
+        same wrong factor (at least HINT_FRAMES of them), else None. Frames are not skipped on a hint."""
+        if self.done or not self.votes:
+            return None
+        factor, count = self.votes.most_common(1)[0]
+        if factor == 1.0 or count < HINT_FRAMES or count < sum(self.votes.values()):
+            return None
+        return (f"from {count} of {self.seen} frames (too few for a verdict): "
+                + wrong_unit_message(factor).replace(" Frames are skipped until the depth unit is fixed.", ""))
 
     def _best(self, depth_mm: np.ndarray) -> float:
         cands = self.detector.detect(depth_mm, top=1)

@@ -147,9 +147,28 @@ def test_a_wrong_depth_unit_is_named_once_and_its_frames_skipped(caplog, scale, 
     assert results[-1].skipped and "depth scale" in results[-1].skipped
 
 
+def test_a_short_source_at_a_wrong_unit_gets_a_hint_at_its_end(tmp_path):
+    """Eight frames are too few for a verdict: the frames are still tracked (none skipped), and the stream's end
+    names the likely unit instead of a silent run of no_hand."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "handtrack.app.cli", "stream", "--source", str(SR305[0].parent),
+                           "--depth-unit", "1", "--out", str(tmp_path / "poses.jsonl")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    hints = [line for line in proc.stderr.splitlines() if "depth scale looks wrong" in line]
+    assert len(hints) == 1 and "too few for a verdict" in hints[0] and "x0.125" in hints[0], proc.stderr
+    assert "skipped_units" not in proc.stderr
+
+
 def test_the_right_depth_unit_is_left_alone():
     right = HandTracker(TrackerOptions(smoothing=None))
     for k in range(2):
         for i in range(len(SR305)):
             assert right.process(_sr305(i)).present
     assert right.unit_check.factor == 1.0 and right.stats["skipped_units"] == 0
+    short = HandTracker(TrackerOptions(smoothing=None))
+    for i in range(len(SR305)):
+        short.process(_sr305(i))
+    assert short.unit_check.hint() is None

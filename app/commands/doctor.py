@@ -156,6 +156,8 @@ def _hand(report: Report, tracker, frames: list) -> None:
     unit = tracker.unit_check
     if unit is not None and unit.factor not in (None, 1.0):
         report.add("PROBLEM", "hand", unit.message)
+    elif unit is not None and unit.hint():
+        report.add("PROBLEM", "hand", unit.hint())
     if not present:
         why = ", ".join(f"{k} {v}" for k, v in sorted(tracker.stats.items()) if k != "frames")
         report.add("PROBLEM", "hand", f"no hand in any of {len(frames)} frames ({why}). Hold one hand up, "

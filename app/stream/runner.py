@@ -90,6 +90,9 @@ class Stream:
         except OutputClosed as exc:
             self.log(f"{exc}; stopping")
             summary.ended_by = "stdout closed"
+        unit = self.tracker.unit_check
+        if unit is not None and unit.hint():
+            self.log(unit.hint())
         summary.messages = self.seq
         summary.seconds = time.monotonic() - start
         summary.tracker = dict(self.tracker.stats)

@@ -16,6 +16,7 @@ DEFAULTS: dict = {
     "name": "crossingnets",
     "seed": 0,
     "threads": 0,                 # torch intra-op threads; 0 = torch's default
+    "bf16": False,                # autocast training steps to bfloat16 (about 2x faster on an AVX-512 BF16 CPU)
     "model": {"vae_hidden": 40, "width": 32, "cube_mm": 250.0},
     "data": {
         "sources": [],            # [{"path": shard folder, "labelled_fraction": 1.0, "limit": null}]

@@ -237,7 +237,8 @@ class Trainer:
                 step = self.position["step"]
                 rng = np.random.default_rng([self.config["seed"], si, step, self.rank])
                 torch.manual_seed(int(rng.integers(2**62)))
-                out = stage.step(rng)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.config["bf16"])):
+                    out = stage.step(rng)
                 trained = True
                 self.position["step"] = step = step + 1
                 for k, v in out.items():
