@@ -1,7 +1,7 @@
 """The tracker: a depth frame in, 21 metric 3D joints out, in the MediaPipe Tasks style.
 
     tracker = HandTracker(TrackerOptions())   # the default model: models_onnx.DEFAULT_MODEL
-    result = tracker.process(frame)          # one DepthFrame -> HandResult
+    result = tracker.process(frame)          # one DepthFrame -> HandResult (result.py), read as its one hand
     for result in tracker.track(source):     # a stream, newest frame first when the consumer is slow
         ...
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,13 +35,13 @@ from handtrack.models_onnx import DEFAULT_MODEL
 from . import skeleton
 from .camera import Intrinsics, project
 from .crop import crop_and_normalise, denormalise_joints
-from .datasets.base import DepthFrame
 from .filters import OneEuroFilter, OneEuroOptions
+from .frame import DepthFrame, frame_time
 from .handfinder import DetectorModel, PresenceModel
 from .localise import LocaliserOptions, detect, palm_from_detection, track
 from .model import CentreModel, PoseModel, RenderModel
 from .plausibility import frame_plausibility, joint_plausibility
-from .sources.base import META_HOST_TIME, META_SENSOR_TIME
+from .result import Hand, HandResult
 from .unit_check import DepthUnitCheck
 
 log = logging.getLogger("handtrack")
@@ -82,30 +82,6 @@ class TrackerOptions:
             raise ValueError(f"cube_mm must be positive, got {self.cube_mm}")
 
 
-@dataclass
-class HandResult:
-    present: bool
-    presence: float                       # 0..1: the probability that the crop holds a hand (presence net), or
-                                          # without the finder the plausibility below
-    handedness: str                       # "right" or "left" (detected with hand="auto", else as configured)
-    joints_mm: np.ndarray | None          # (21, 3) camera frame (OpenCV: x right, y down, z forward), mm
-    uv: np.ndarray | None                 # (21, 2) pixel coordinates
-    confidence: np.ndarray | None         # (21,) per-joint plausibility 0..1
-    centre_mm: np.ndarray | None          # the crop centre the pose came from
-    timestamp: float                      # the frame's time (sensor or source clock), seconds
-    host_time: float                      # time.monotonic() when processing finished
-    latency_ms: dict[str, float] = field(default_factory=dict)  # per stage, and "total"
-    frame_index: int = -1
-    skipped: str | None = None            # why the frame was not processed, or None
-    render_error: float | None = None     # mean |synthesized - observed| on hand pixels (normalised depth)
-    latent: np.ndarray | None = None      # (1, d) the pose model's latent for this frame (the render route's input)
-    crop: np.ndarray | None = None        # (S, S) the normalised crop the pose came from, as the model saw it
-    plausibility: float = 0.0             # 0..1, how well the observed depth supports the estimated joints
-    left_probability: float | None = None  # the detector's p(left hand) when it found this hand (kept while tracked)
-    auto_hand: bool = False               # handedness was detected (hand="auto"), not configured
-    joint_names: tuple[str, ...] = skeleton.JOINT_NAMES
-
-
 @dataclass(frozen=True)
 class Located:
     centre: np.ndarray | None  # rough hand centre (before the centre refiner), or None
@@ -141,16 +117,6 @@ def decode_depth(depth, K: Intrinsics) -> np.ndarray:
         raise FrameSkipped("units", f"depth values are all below {METRES_LIKE_MAX:g} (max {valid.max():.3g}): "
                                     "metres rather than millimetres? scale the depth to mm")
     return d
-
-
-def frame_time(frame: DepthFrame) -> float:
-    """The frame's time in seconds: the sensor's clock where the source gives one (the steadiest for
-    filtering), else when the frame reached this process, else now."""
-    meta = frame.meta if isinstance(frame.meta, dict) else {}
-    for key in (META_SENSOR_TIME, META_HOST_TIME):
-        if meta.get(key) is not None:
-            return float(meta[key])
-    return time.monotonic()
 
 
 def _pose_centre(joints_mm: np.ndarray) -> np.ndarray:
@@ -200,6 +166,7 @@ class HandTracker:
         if timestamp is None:
             timestamp = frame_time(frame)
         index, self._index = self._index, self._index + 1
+        meta = frame.meta if isinstance(frame.meta, dict) else {}
         self.stats["frames"] += 1
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -208,7 +175,7 @@ class HandTracker:
         except FrameSkipped as skip:
             self.stats[f"skipped_{skip.reason}"] += 1
             self.reset()
-            return self._empty(timestamp, index, {"decode": _ms(t0)}, skipped=str(skip))
+            return self._empty(timestamp, index, meta, {"decode": _ms(t0)}, skipped=str(skip))
         K = frame.intrinsics
         t1 = time.perf_counter()
         lat["decode"] = (t1 - t0) * 1e3
@@ -221,7 +188,7 @@ class HandTracker:
         if self.unit_check is not None and self.unit_check.factor not in (None, 1.0):
             self.stats["skipped_units"] += 1
             self.reset()
-            return self._empty(timestamp, index, lat, skipped=self.unit_check.message)
+            return self._empty(timestamp, index, meta, lat, skipped=self.unit_check.message)
         if centre is not None and self.centre_model is not None:
             centre = self._refine_centre(depth, K, centre)
         t2 = time.perf_counter()
@@ -229,7 +196,7 @@ class HandTracker:
         if centre is None:
             self.stats["no_hand"] += 1
             self.reset()
-            return self._empty(timestamp, index, lat)
+            return self._empty(timestamp, index, meta, lat)
         crop_ms, infer_ms = 0.0, 0.0
         ta = time.perf_counter()
         crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
@@ -249,12 +216,8 @@ class HandTracker:
             ta = time.perf_counter()
             if k > 0:
                 crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
-            model_crop = crop[:, ::-1] if hand == "left" else crop  # the right-hand model sees a mirrored left hand
             tb = time.perf_counter()
-            latent, joints_norm = self.pose_model.predict(model_crop)
-            joints_norm = joints_norm[0].astype(np.float64)
-            if hand == "left":
-                joints_norm[:, 0] *= -1.0
+            model_crop, latent, joints_norm = _right_hand_pose(self.pose_model, crop, hand)
             joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
             tc = time.perf_counter()
             crop_ms += (tb - ta) * 1e3
@@ -268,7 +231,7 @@ class HandTracker:
         presence = plausibility if p_hand is None else p_hand
         render_error = None
         if self.render_model is not None:
-            render_error = _render_error(self.render_model, used_latent, used_crop, hand)
+            render_error = _render_error(self.render_model, used_latent, used_crop)
             presence *= float(np.exp(-render_error / 0.25))
         present = bool(presence >= self.options.presence_threshold)
         if not present:
@@ -282,10 +245,12 @@ class HandTracker:
         uv = project(joints, K)
         lat["post"] = (time.perf_counter() - t3) * 1e3
         lat["total"] = (time.perf_counter() - t0) * 1e3
-        return HandResult(present, float(presence), hand, joints, uv, confidence, np.asarray(used_centre),
-                          float(timestamp), time.monotonic(), lat, index, None, render_error,
-                          used_latent, used_crop, float(plausibility), self._left,
-                          self.options.hand == "auto" and self._left is not None)
+        found_hand = Hand(handedness=hand, present=present, presence=float(presence), joints_mm=joints, uv=uv,
+                          confidence=confidence, centre_mm=np.asarray(used_centre), plausibility=float(plausibility),
+                          left_probability=self._left, auto_hand=self.options.hand == "auto" and self._left is not None,
+                          render_error=render_error, latent=used_latent, crop=used_crop)
+        return HandResult(hands=[found_hand], timestamp=float(timestamp), host_time=time.monotonic(), latency_ms=lat,
+                          frame_index=index, frame_meta=meta)
 
     def _locate(self, depth: np.ndarray, K: Intrinsics, lat: dict) -> Located:
         """Where to look: the previous palm, where the cube around it still holds a hand-sized surface; else the
@@ -318,11 +283,12 @@ class HandTracker:
         offset = self.centre_model.offset(crop)
         return centre + offset * (info.cube_mm / 2)
 
-    def _empty(self, timestamp: float, index: int, lat: dict, skipped: str | None = None) -> HandResult:
+    def _empty(self, timestamp: float, index: int, meta: dict, lat: dict, skipped: str | None = None) -> HandResult:
+        """The result of a frame without a hand (or that could not be read): one hand entry, not present."""
         lat = {**lat, "total": sum(v for k, v in lat.items() if k in STAGES)}
-        hand = self.options.hand if self.options.hand != "auto" else "right"
-        return HandResult(False, 0.0, hand, None, None, None, None, float(timestamp), time.monotonic(),
-                          lat, index, skipped)
+        hand = Hand(handedness=self.options.hand if self.options.hand != "auto" else "right")
+        return HandResult(hands=[hand], timestamp=float(timestamp), host_time=time.monotonic(), latency_ms=lat,
+                          frame_index=index, skipped=skipped, frame_meta=meta)
 
     # --- streams -----------------------------------------------------------------------------------------------
     def track(self, source: Iterable[DepthFrame]) -> Iterator[HandResult]:
@@ -352,10 +318,23 @@ def _beside(model: str, role: str):
     return path if path.is_file() else None
 
 
-def _render_error(render: RenderModel, latent: np.ndarray, crop: np.ndarray, hand: str) -> float:
+def _right_hand_pose(model: PoseModel, crop: np.ndarray, hand: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pose model (a right-hand model) on a normalised crop -> (the crop as the model saw it, its latent, the
+    normalised joints in the crop's own frame). The one place a left hand is mirrored: the model sees the crop
+    mirrored left-right, and the joints it returns are mirrored back (x -> -x; the crop is centred on x = 0)."""
+    left = hand == "left"
+    model_crop = crop[:, ::-1] if left else crop
+    latent, joints = model.predict(model_crop)
+    joints = joints[0].astype(np.float64)
+    if left:
+        joints[:, 0] *= -1.0
+    return model_crop, latent, joints
+
+
+def _render_error(render: RenderModel, latent: np.ndarray, crop: np.ndarray) -> float:
+    """How far the render route's depth for `latent` is from `crop`, the crop the model saw: both are in the
+    model's own (right-hand) view, so a left hand needs no mirroring here."""
     synth = render.render(latent.astype(np.float32))[0, 0]
-    if hand == "left":
-        synth = synth[:, ::-1]
     hand_px = (crop < 0.9) | (synth < 0.9)  # either says there is surface in the cube
     if not hand_px.any():
         return 2.0

@@ -116,10 +116,9 @@ def test_resume_goes_on_from_the_last_checkpoint(user, tmp_path):
 
 def test_a_session_of_another_resolution_without_predictions_is_used(user, tmp_path):
     """A 320x240 session recorded with --no-track: the hand is found by the tracker here."""
-    from handtrack.inference.datasets.base import DepthFrame
+    from handtrack.inference.frame import DepthFrame, StreamInfo
     from handtrack.inference.recording import SessionWriter
     from handtrack.inference.sources import open_source
-    from handtrack.inference.sources.base import StreamInfo
     from handtrack.training.finetune.sessions import load_sessions
 
     path = tmp_path / "small.mcap"

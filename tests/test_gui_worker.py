@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from handtrack.app.gui.worker import Rate, TrackingSettings, TrackingWorker, mask_depth_range
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.draw import CUBE_EDGES, cube_corners
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.frame import DepthFrame
 from handtrack.inference.model import PoseModel
 from handtrack.inference.pose_decoder import PoseDecoder
 from handtrack.inference.sources import open_source

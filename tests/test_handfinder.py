@@ -104,7 +104,7 @@ def test_the_finder_finds_the_real_hands_and_says_which():
     """Every SR305 frame: a hand, on the annotated palm. Handedness, read mostly from the side of the body the arm
     comes from, is right on 6 of the 8 frames and on 5 of their mirror images (measured; docs/results.md: the
     frames where the arm reaches across the body fool it)."""
-    from handtrack.inference.datasets.base import DepthFrame
+    from handtrack.inference.frame import DepthFrame
     from handtrack.training.model_eval import SR305_PALM_UV, annotated_palm_mm
 
     tracker = HandTracker(TrackerOptions(smoothing=None))
@@ -132,7 +132,7 @@ def test_the_finder_finds_the_real_hands_and_says_which():
 def test_a_wrong_depth_unit_is_named_once_and_its_frames_skipped(caplog, scale, named):
     """The SR305 frames read with a wrong unit: 1 mm per unit for the 0.125 mm camera (8x too far), 0.25 mm (2x),
     or depth 8x too near."""
-    from handtrack.inference.datasets.base import DepthFrame
+    from handtrack.inference.frame import DepthFrame
 
     tracker = HandTracker(TrackerOptions(smoothing=None))
     results = []

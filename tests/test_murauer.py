@@ -257,7 +257,7 @@ def test_the_experiment_scores_both_methods_and_continues_where_it_stopped(shard
 def test_a_recorded_session_gives_unlabelled_crops_around_its_recorded_palms(shards, tmp_path):
     from handtrack.inference.recording.writer import SessionWriter
     from handtrack.inference.sources import open_source
-    from handtrack.inference.sources.base import StreamInfo
+    from handtrack.inference.frame import StreamInfo
     from handtrack.inference.tracker import HandTracker, TrackerOptions
 
     tracker = HandTracker(TrackerOptions(model="crossingnets"))

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from handtrack.inference.camera import D435_848, ICVL, NYU, Intrinsics
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.datasets.session import SessionDataset
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.frame import (META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame,
+                                       StreamInfo)
 from handtrack.inference.recording import (META_PREDICTION, META_RECORDED_HOST_TIME, META_RECORDED_INDEX,
                                            SessionReader, SessionWriter, messages, writer as writer_module)
-from handtrack.inference.sources import (META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME,
-                                         StreamInfo, open_source)
+from handtrack.inference.sources import open_source
 from handtrack.inference.tracker import HandTracker, TrackerOptions
 
 SMALL = Intrinsics(50.5, 51.25, 31.75, 23.5, 64, 48)

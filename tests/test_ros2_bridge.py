@@ -14,7 +14,7 @@ import pytest
 from handtrack.app.stream import build_message
 from handtrack.calibration.extrinsics import load_extrinsics
 from handtrack.inference.camera import NYU
-from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.frame import DepthFrame
 from handtrack.inference.skeleton import BONES, JOINT_NAMES
 from handtrack.inference.sources import open_source
 from handtrack.inference.tracker import HandTracker
@@ -46,9 +46,9 @@ def messages():
     assert result.present
     empty = tracker.process(DepthFrame(np.zeros((NYU.height, NYU.width), np.float32), NYU), 5.0)
     extrinsics = load_extrinsics(ROOT / "calibration" / "example_extrinsics.json")
-    return {"camera": build_message(result, frame.meta, 0),
-            "base": build_message(result, frame.meta, 1, extrinsics=extrinsics),
-            "empty": build_message(empty, {}, 2)}
+    return {"camera": build_message(result, 0),
+            "base": build_message(result, 1, extrinsics=extrinsics),
+            "empty": build_message(empty, 2)}
 
 
 def xyz(point: dict) -> list[float]:

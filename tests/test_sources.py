@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 
 from handtrack.inference.camera import NYU, Intrinsics, project
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.datasets.msra import save_depth_bin, save_joints
 from handtrack.inference.datasets.realsense_png import save_depth_png
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.frame import (META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, META_SOURCE,
+                                       DepthFrame, StreamInfo)
 from handtrack.inference.handmodel import params, surface
-from handtrack.inference.sources import (CONNECTED, FINISHED, LOST, META_HOST_TIME, META_INDEX, META_SENSOR_FRAME,
-                                         META_SENSOR_TIME, META_SOURCE, RECONNECTING, Backend, Backoff, CaptureSource,
-                                         DeviceLost, DeviceMissing, EndOfStream, SourceTimeout, StreamInfo,
-                                         enumerate_devices, open_source)
+from handtrack.inference.sources import (CONNECTED, FINISHED, LOST, RECONNECTING, Backend, Backoff, CaptureSource,
+                                         DeviceLost, DeviceMissing, EndOfStream, SourceTimeout, enumerate_devices,
+                                         open_source)
 from handtrack.inference.sources.demo_scene import GESTURES, SEQUENCE, DemoScene
+from handtrack.inference.sources.loop import FrameLoop
 
 SMALL = Intrinsics(50.5, 51.25, 31.75, 23.5, 64, 48)
 
@@ -199,6 +200,70 @@ def test_read_errors_are_one_line():
     broken.disconnect()
 
 
+# --- the loop and pacing --------------------------------------------------------------------------------------------
+def test_frame_loop_reads_several_sources_in_order_to_their_ends_or_limit():
+    def run(limit=None, stop=None):
+        sources = [CaptureSource(FakeRecording(3)).connect(), CaptureSource(FakeRecording(5)).connect()]
+        loop = FrameLoop(sources, stop or threading.Event(), limit=limit)
+        got = [(i, frame.meta[META_SENSOR_FRAME]) for i, frame in loop]
+        for source in sources:
+            source.disconnect()
+        return loop, [[n for i, n in got if i == k] for k in (0, 1)]
+
+    loop, frames = run()
+    assert frames == [[1, 2, 3], [1, 2, 3, 4, 5]] and loop.ended_by == "end" and loop.counts == [3, 5]
+    loop, frames = run(limit=4)  # the short one ends first, the long one at the limit
+    assert frames == [[1, 2, 3], [1, 2, 3, 4]] and loop.ended_by == "end"
+    loop, frames = run(limit=2)
+    assert frames == [[1, 2], [1, 2]] and loop.ended_by == "limit"
+    stopped = threading.Event()
+    stopped.set()
+    loop, frames = run(stop=stopped)
+    assert frames == [[], []] and loop.ended_by == "stop"
+
+
+def test_frame_loop_waits_out_a_lost_camera_and_says_so_once():
+    camera = FakeCamera()
+    lines, stop = [], threading.Event()
+    with CaptureSource(camera, backoff=Backoff(initial=0.02, factor=1.0, maximum=0.02)) as source:
+        loop = FrameLoop([source], stop, log=lines.append)
+        for k, _ in enumerate(loop):
+            if k == 2:
+                camera.plugged = False  # lost, then reconnecting, retried every 20 ms: one line per change
+                threading.Timer(0.3, setattr, (camera, "plugged", True)).start()
+            if k == 5:
+                stop.set()
+    assert loop.ended_by == "stop" and loop.counts == [6]
+    assert len(camera.open_times) > 5  # retried many times while it was away, but said once per change of state
+    assert lines[-1] == "source fake is delivering frames again" and len(set(lines)) == len(lines) <= 4
+    assert lines[0].startswith("source fake is ") and all(line.endswith("; waiting for frames") for line in lines[:-1])
+
+
+def test_pacer_holds_frames_to_their_time_and_restarts_a_late_schedule(monkeypatch):
+    from handtrack.inference.sources import pacing
+
+    class Clock:
+        now = 0.0
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, s):
+            self.now += s
+
+    clock = Clock()
+    monkeypatch.setattr(pacing, "time", clock)
+    pacer = pacing.Pacer(resync_after_s=0.1)
+    assert pacer.wait(5.0, timeout=1.0) and clock.now == 0.0  # the first frame starts the schedule
+    assert pacer.wait(5.5, timeout=1.0) and clock.now == pytest.approx(0.5)  # due half a second later
+    assert not pacer.wait(7.0, timeout=0.25) and clock.now == pytest.approx(0.75)  # not due yet: only the timeout
+    clock.now = 3.0  # the host stalled: frame 7.0 was due at 2.0
+    assert pacer.wait(7.0, timeout=1.0) and clock.now == 3.0  # late: at once, and the schedule starts here ...
+    assert pacer.wait(7.05, timeout=1.0) and clock.now == pytest.approx(3.05)  # ... so no burst of late frames
+    pacer.restart()
+    assert pacer.wait(100.0, timeout=1.0) and clock.now == pytest.approx(3.05)
+
+
 # --- the demo -----------------------------------------------------------------------------------------------------
 def test_demo_frames_have_the_sensor_shape_ground_truth_and_stamps():
     with open_source("demo", realtime=False, frames=6) as source:
@@ -262,18 +327,16 @@ def test_demo_gestures_are_natural_under_the_training_pose_prior():
         assert prior.articulation.log_prob(GESTURES[name])[0] >= floor, name
 
 
-def test_demo_throughput_benchmark(capsys):
-    """Benchmark-style print, not a timing assert: unpaced demo frames per second at 640x480."""
+def test_demo_throughput_benchmark(record_property):
+    """Unpaced demo frames per second at 640x480, kept in the test report (`--junitxml`), not asserted: speed is
+    measured by `handtrack bench`, never asserted in tests. What is asserted: every frame is a 640x480 depth image."""
     with open_source("demo", realtime=False) as source:
         source.read()  # the first frame pays for loading the compiled renderer
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < 1.0:
-            source.read()
+            assert source.read().depth_mm.shape == (480, 640)
             n += 1
-        fps = n / (time.perf_counter() - start)
-    with capsys.disabled():
-        print(f"\n[bench] demo source: {fps:.0f} frames/s at 640x480 (unpaced, read() loop, this machine)")
-    assert n > 0
+        record_property("demo_frames_per_s", round(n / (time.perf_counter() - start)))
 
 
 def test_paced_demo_is_a_live_source():

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from handtrack.app.cli import main
 from handtrack.app.stream import Stream, build_message, encode, load_schema, open_output
 from handtrack.calibration.extrinsics import load_extrinsics
 from handtrack.inference.camera import NYU
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.errors import HandtrackError
-from handtrack.inference.sources import Backend, CaptureSource, DeviceLost, StreamInfo, open_source
+from handtrack.inference.frame import DepthFrame, StreamInfo
+from handtrack.inference.sources import Backend, CaptureSource, DeviceLost, open_source
 from handtrack.inference.tracker import HandTracker, TrackerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,11 +82,11 @@ def test_frames_without_a_hand_or_unreadable_frames_validate(tracker_factory):
     empty = tracker.process(DepthFrame(np.zeros((NYU.height, NYU.width), np.float32), NYU), 1.0)
     broken = tracker.process(DepthFrame(np.zeros((5, 5), np.float32), NYU), 2.0)
     for seq, result in enumerate((empty, broken)):
-        message = build_message(result, {}, seq)
+        message = build_message(result, seq)
         assert_valid(message)
         hand = message["hands"][0]
         assert hand["present"] is False and hand["joints_m"] is None and hand["score"] == 0.0
-    assert build_message(broken, {}, 1)["skipped"] and build_message(empty, {}, 0)["skipped"] is None
+    assert build_message(broken, 1)["skipped"] and build_message(empty, 0)["skipped"] is None
 
 
 def test_calibration_adds_joints_in_the_base_frame(tmp_path, tracker_factory):
@@ -108,7 +107,7 @@ def test_msgpack_carries_the_same_message(tracker_factory):
     tracker = tracker_factory()
     with open_source("demo", realtime=False, frames=1) as source:
         frame = source.read()
-    message = build_message(tracker.process(frame), frame.meta, 0)
+    message = build_message(tracker.process(frame), 0)
     assert msgpack.unpackb(encode(message, "msgpack")) == json.loads(encode(message, "json"))
 
 
@@ -119,12 +118,31 @@ def test_nan_never_reaches_json(tracker_factory):
     good = tracker_factory().process(frame)
     confidence = good.confidence.copy()
     confidence[3] = np.nan
-    bad = dataclasses.replace(good, presence=float("nan"), confidence=confidence)
-    message = json.loads(encode(build_message(bad, {"sensor_time": float("inf")}, 0), "json"))
+    bad = dataclasses.replace(good, hands=[dataclasses.replace(good.hands[0], presence=float("nan"),
+                                                               confidence=confidence)],
+                              frame_meta={**good.frame_meta, "sensor_time": float("inf")})
+    message = json.loads(encode(build_message(bad, 0), "json"))
     assert_valid(message)
     hand = message["hands"][0]
     assert hand["present"] is False and hand["joints_m"] is None and hand["score"] == 0.0
     assert message["stamp"]["sensor_s"] is None
+
+
+def test_every_hand_of_a_result_is_one_entry_of_the_message(tracker_factory):
+    """A result that holds two hands (as a two-hand tracker will fill it) gives a message with both, in order, each
+    with its own handedness and joints; the result itself still reads as its first hand."""
+    with open_source("demo", realtime=False, frames=1) as source:
+        frame = source.read()
+    tracked = tracker_factory().process(frame)
+    right = dataclasses.replace(tracked.hands[0], handedness="right")
+    left = dataclasses.replace(right, handedness="left", joints_mm=right.joints_mm + [100.0, 0.0, 0.0])
+    two = dataclasses.replace(tracked, hands=[right, left])
+    assert two.handedness == "right" and two.joints_mm is right.joints_mm
+    message = build_message(two, 0)
+    assert [hand["handedness"] for hand in message["hands"]] == ["right", "left"]
+    first, second = (np.array(hand["joints_m"]) for hand in message["hands"])
+    np.testing.assert_allclose(second - first, np.tile([0.1, 0.0, 0.0], (21, 1)), atol=2e-5)
+    assert message["source"] == "demo"  # from the frame's own meta, which the result carries
 
 
 # --- outputs --------------------------------------------------------------------------------------------------
@@ -178,7 +196,7 @@ def test_loopback_subscriber_receives_every_message_well_formed(scheme, tracker_
         with open_source("demo", realtime=False, frames=8) as source:
             stream = Stream(tracker_factory(), [output], log=lambda line: None)
             for frame in source:  # publish one, read one: a subscriber that keeps up receives all of them
-                stream.publish(build_message(stream.tracker.process(frame), frame.meta, stream.seq))
+                stream.publish(build_message(stream.tracker.process(frame), stream.seq))
                 assert socket.poll(5000)
                 received.append(decode(socket.recv()))
         assert [m["seq"] for m in received] == list(range(8))
@@ -205,7 +223,7 @@ def test_stalled_subscriber_never_blocks_the_publisher_and_then_gets_the_newest(
         wait_until_subscribed(output, live)
         with open_source("demo", realtime=False, frames=1) as source:
             frame = source.read()
-        template = encode(build_message(tracker_factory().process(frame), frame.meta, 0), "json")
+        template = encode(build_message(tracker_factory().process(frame), 0), "json")
         assert template.count(b'"seq":0,') == 1
         probes, live_seen = output.sent, 0
         for seq in range(n):
@@ -417,7 +435,7 @@ def test_reference_subscriber_prints_a_line_per_message(scheme, tracker_factory)
     try:
         give_up = time.monotonic() + 60  # a guard against a hang, not a speed requirement
         while subscriber.poll() is None and time.monotonic() < give_up:
-            stream.publish(build_message(result, frame.meta, stream.seq))  # until it has connected and read 5
+            stream.publish(build_message(result, stream.seq))  # until it has connected and read 5
             time.sleep(0.01)
         stdout, stderr = subscriber.communicate(timeout=30)
     finally:

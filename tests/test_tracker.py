@@ -11,9 +11,9 @@ import pytest
 
 from handtrack.inference.camera import Intrinsics
 from handtrack.inference.datasets import nyu
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.filters import OneEuroFilter, OneEuroOptions
+from handtrack.inference.frame import DepthFrame
 from handtrack.inference.tracker import HandTracker, TrackerOptions
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

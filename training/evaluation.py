@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from handtrack.inference.camera import project
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.draw import colorize_depth
 from handtrack.inference.errors import HandtrackError, require
+from handtrack.inference.frame import DepthFrame
 from handtrack.inference.plausibility import surface_residual
 
 THRESHOLDS_MM = np.arange(0, 81, dtype=np.float64)

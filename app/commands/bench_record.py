@@ -57,9 +57,8 @@ def realsense_like_frames(n: int) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from handtrack.app.commands.bench import machine_info
-    from handtrack.inference.datasets.base import DepthFrame
+    from handtrack.inference.frame import META_HOST_TIME, META_INDEX, META_SENSOR_TIME, DepthFrame, StreamInfo
     from handtrack.inference.recording import META_RECORDED_INDEX, SessionReader, SessionWriter
-    from handtrack.inference.sources import META_HOST_TIME, META_INDEX, META_SENSOR_TIME, StreamInfo
 
     frames = realsense_like_frames(args.distinct)
     info = StreamInfo(frames[0].intrinsics, args.fps, "RealSense-like frames (bench record)", frames[0].meta["depth_unit_mm"])

@@ -38,17 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--png", type=Path, metavar="OUT", help="plot RSS and FPS over time")
 
 
-class _Remember:
-    """The source's frames, passed through, the last one kept (the recorder writes it with its result)."""
-
-    def __init__(self, source):
-        self.source, self.frame = source, None
-
-    def __iter__(self):
-        for self.frame in self.source:
-            yield self.frame
-
-
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -79,11 +68,10 @@ def run(args: argparse.Namespace) -> int:
         with open_source("demo", realtime=False) as source:
             time.sleep(0.5)  # let the subscriber connect: a PUB socket drops what nobody listens to
             opened = start
-            frames = _Remember(source)
-            for seq, result in enumerate(tracker.track(frames)):
+            for seq, frame in enumerate(source):
+                result = tracker.process(frame)  # the frame itself goes to the recorder with its result
                 now = time.monotonic()
-                frame = frames.frame
-                out.send(encode(build_message(result, {}, seq), out.encoding))
+                out.send(encode(build_message(result, seq), out.encoding))
                 if writer is None or now - opened >= args.rotate:
                     if writer is not None:
                         writer.close()

@@ -72,7 +72,7 @@ def bench_overhead(tracker, n: int) -> dict:
     from handtrack.inference.sources import open_source
 
     with open_source("demo", realtime=False, frames=n) as source:
-        tracked = [(tracker.process(frame), frame.meta) for frame in source]
+        tracked = [tracker.process(frame) for frame in source]
     extrinsics = load_extrinsics(CALIBRATION)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,9 +84,9 @@ def bench_overhead(tracker, n: int) -> dict:
             subscriber = _Subscriber(output) if spec.startswith("zmq") else None
             times = {"build": [], "encode": [], "send": [], "total": []}
             size = 0
-            for seq, (result, meta) in enumerate(tracked):
+            for seq, result in enumerate(tracked):
                 t0 = time.perf_counter()
-                message = build_message(result, meta, seq, extrinsics=calibration)
+                message = build_message(result, seq, extrinsics=calibration)
                 t1 = time.perf_counter()
                 payload = encode(message, output.encoding)
                 t2 = time.perf_counter()

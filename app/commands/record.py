@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
+import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from handtrack.app.commands.source_args import add_source_options, source_options
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from handtrack.inference.recording import SessionWriter
     from handtrack.inference.sources import open_source
+    from handtrack.inference.sources.loop import stop_on_signals
 
     if args.frames is not None and args.frames < 1:
         raise HandtrackError("--frames must be at least 1")
@@ -62,67 +64,60 @@ def run(args: argparse.Namespace) -> int:
     cameras = [f"cam{i}" for i in range(len(args.source))]
     sources = []
     writer = None
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
     try:
-        for spec in args.source:
-            sources.append(open_source(spec, buffer_frames=SOURCE_BUFFER_FRAMES, **source_options(args)).connect())
-        trackers = None if args.no_track else [_tracker(args) for _ in sources]
-        writer = SessionWriter(args.out, {cam: s.info for cam, s in zip(cameras, sources)},
-                               model=None if args.no_track else args.model, compression=args.compression,
-                               overwrite=args.overwrite,
-                               metadata={"sources": json.dumps(args.source), "command": " ".join(sys.argv)})
-        how = _record(sources, cameras, trackers, writer, args)
-    except KeyboardInterrupt:
+        with ExitStack() as stack:
+            # From here on Ctrl-C and SIGTERM end the recording cleanly: the file is finished, the summary printed.
+            stack.enter_context(stop_on_signals(stop))
+            for spec in args.source:
+                source = open_source(spec, buffer_frames=SOURCE_BUFFER_FRAMES, **source_options(args))
+                sources.append(source)
+                stack.callback(source.disconnect)
+                source.connect()
+            trackers = None if args.no_track else [_tracker(args) for _ in sources]
+            writer = SessionWriter(args.out, {cam: s.info for cam, s in zip(cameras, sources)},
+                                   model=None if args.no_track else args.model, compression=args.compression,
+                                   overwrite=args.overwrite,
+                                   metadata={"sources": json.dumps(args.source), "command": " ".join(sys.argv)})
+            stack.callback(writer.close)  # after the loop, before the sources are released
+            how = _record(sources, cameras, trackers, writer, stop, args)
+    except KeyboardInterrupt:  # a second signal: stop at once (the writer and sources are still closed above)
         how = "stopped"
-    finally:
-        for source in sources:
-            source.disconnect()
-        if writer is not None:
-            writer.close()
-        signal.signal(signal.SIGTERM, previous_sigterm)
     _summary(writer, sources, cameras, args.out, how)
     if writer is not None and writer.error:
         raise HandtrackError(writer.error)
     return 0
 
 
-def _record(sources, cameras, trackers, writer, args) -> str:
-    """The capture loop: every source's frames, in order, tracked and written; returns why it ended."""
-    from handtrack.inference.sources import FAILED, FINISHED
+def _record(sources, cameras, trackers, writer, stop: threading.Event, args) -> str:
+    """Every source's frames, in order, tracked and written, through the sources' one loop; returns why it
+    ended. --seconds is a timer that sets `stop` like a signal does, so a stalled camera cannot hold it up."""
+    from handtrack.inference.sources.loop import FrameLoop
 
-    counts = [0] * len(sources)
-    active = set(range(len(sources)))
+    loop = FrameLoop(sources, stop, limit=args.frames)
     start = last_progress = time.monotonic()
-    while active:
-        busy = False
-        for i in sorted(active):
-            source = sources[i]
-            ended = source.state in (FINISHED, FAILED)  # read before polling: a frame put before the end is seen
-            frame = source.latest()
-            if frame is None:
-                if ended:
-                    if source.state == FAILED:
-                        raise HandtrackError(f"{source.name} stopped: {source.error}")
-                    active.discard(i)
-                continue
-            busy = True
+    timer = None
+    if args.seconds is not None:
+        timer = threading.Timer(args.seconds, stop.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        for i, frame in loop:
             result = trackers[i].process(frame) if trackers else None
             writer.write(frame, result, camera=cameras[i])
-            counts[i] += 1
-            if args.frames is not None and counts[i] >= args.frames:
-                active.discard(i)
-        if writer.error:
-            return "stopped by an error"
-        now = time.monotonic()
-        if args.seconds is not None and now - start >= args.seconds:
-            return "time up"
-        if now - last_progress >= 1.0 and sys.stderr.isatty():
-            last_progress = now
-            print(f"\rrecording: {writer.stats['frames']} frames, {now - start:.0f} s, "
-                  f"{writer.stats['bytes'] / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
-        if not busy:
-            time.sleep(0.002)
-    return "done"
+            if writer.error:
+                return "stopped by an error"
+            now = time.monotonic()
+            if now - last_progress >= 1.0 and sys.stderr.isatty():
+                last_progress = now
+                print(f"\rrecording: {writer.stats['frames']} frames, {now - start:.0f} s, "
+                      f"{writer.stats['bytes'] / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if loop.ended_by != "stop":
+        return "done"
+    return "time up" if args.seconds is not None and time.monotonic() - start >= args.seconds else "stopped"
 
 
 def _tracker(args):
@@ -144,7 +139,3 @@ def _summary(writer, sources, cameras, out: Path, how: str) -> None:
           f"{s['bytes'] / 1e6:.1f} MB, {writer.compression} compression {ratio:.2f}x of "
           f"{s['raw_bytes'] / 1e6:.1f} MB raw depth; "
           f"dropped {s['dropped']} (writer queue) + {source_drops} (sources)", file=sys.stderr)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends the recording like Ctrl-C: the file is finished, the summary printed

@@ -58,11 +58,12 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handtrack.app.stream import DEFAULT_CAMERA_FRAME, Stream, open_output, stop_on_signals
+    from handtrack.app.stream import DEFAULT_CAMERA_FRAME, Stream, open_output
     from handtrack.app.stream.runner import log_to_stderr as log
     from handtrack.calibration.extrinsics import load_extrinsics
     from handtrack.inference.filters import OneEuroOptions
     from handtrack.inference.sources import open_source
+    from handtrack.inference.sources.loop import stop_on_signals
     from handtrack.inference.tracker import HandTracker, TrackerOptions
 
     extrinsics = load_extrinsics(args.calibration) if args.calibration else None

@@ -24,10 +24,12 @@ from typing import Callable, Union
 
 import numpy as np
 
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.errors import HandtrackError
-from handtrack.inference.sources import EndOfStream, FrameSource, SourceTimeout, open_source
-from handtrack.inference.tracker import HandResult, HandTracker, TrackerOptions
+from handtrack.inference.frame import DepthFrame
+from handtrack.inference.result import HandResult
+from handtrack.inference.sources import FrameSource, open_source
+from handtrack.inference.sources.loop import FrameLoop
+from handtrack.inference.tracker import HandTracker, TrackerOptions
 
 LATENCY_HISTORY = 300  # frames of per-stage latency kept for the plot
 # What names a source: a spec for open_source, a FrameSource, or a function that returns one (picklable, so a
@@ -191,23 +193,19 @@ class TrackingWorker:
 
     # --- the worker thread ------------------------------------------------------------------------------------
     def _run(self) -> None:
+        """Frames until a request comes (it sets `_wake`, which stops the sources' loop between two frames), then
+        the request, and so on. A lost or reconnecting source is waited for (its state says so, the GUI shows it);
+        one that finished or failed leaves the worker waiting for the next request."""
         while not self._stop.is_set():
+            self._wake.clear()  # before taking the requests: one posted from here on wakes the loop again
             self._apply_pending()
-            source = self.source
-            if source is None or self.tracker is None or source.state in ("finished", "failed", "disconnected"):
-                self._wake.wait(0.1)  # nothing to read until the GUI asks for something else
-                self._wake.clear()
-                continue
-            try:
-                frame = source.read(timeout=0.2)
-            except SourceTimeout:
-                continue  # lost or reconnecting: the source's state says so, the GUI shows it
-            except EndOfStream:
-                continue  # state is now "finished"
-            except HandtrackError as exc:
-                self._errors["source"] = str(exc)
-                continue
-            self._track(frame)
+            if self.source is not None and self.tracker is not None:
+                try:
+                    for _, frame in FrameLoop([self.source], self._wake):
+                        self._track(frame)
+                except HandtrackError as exc:
+                    self._errors["source"] = str(exc)
+            self._wake.wait()
 
     def _track(self, frame: DepthFrame) -> None:
         self._errors.pop("source", None)  # frames flow again

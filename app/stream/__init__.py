@@ -2,11 +2,11 @@
 
 message.py   one tracker result -> one message dict (the versioned schema in hand_frame.v1.schema.json)
 outputs.py   stdout / file NDJSON, msgpack, ZeroMQ PUB (conflating: a slow subscriber never slows the tracker)
-runner.py    the loop: source -> tracker -> message -> outputs, clean stop on signals
+runner.py    the stream: source -> tracker -> message -> outputs, until the sources' loop stops
 """
 from .message import DEFAULT_CAMERA_FRAME, SCHEMA_VERSION, build_message, load_schema
 from .outputs import Output, OutputClosed, encode, open_output
-from .runner import Stream, StreamSummary, stop_on_signals
+from .runner import Stream, StreamSummary
 
 __all__ = ["build_message", "load_schema", "SCHEMA_VERSION", "DEFAULT_CAMERA_FRAME", "Output", "OutputClosed",
-           "encode", "open_output", "Stream", "StreamSummary", "stop_on_signals"]
+           "encode", "open_output", "Stream", "StreamSummary"]

@@ -13,9 +13,9 @@ from importlib import resources
 
 import numpy as np
 
+from handtrack.inference.frame import META_HOST_TIME, META_INDEX, META_SENSOR_TIME, META_SOURCE
+from handtrack.inference.result import Hand, HandResult
 from handtrack.inference.skeleton import JOINT_NAMES
-from handtrack.inference.sources.base import META_HOST_TIME, META_INDEX, META_SENSOR_TIME, META_SOURCE
-from handtrack.inference.tracker import HandResult
 
 SCHEMA_NAME = "handtrack/hand_frame"
 SCHEMA_VERSION = "1.1"
@@ -33,12 +33,13 @@ def load_schema() -> dict:
     return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
-def build_message(result: HandResult, meta: dict, seq: int, *, camera_frame: str = DEFAULT_CAMERA_FRAME,
+def build_message(result: HandResult, seq: int, *, camera_frame: str = DEFAULT_CAMERA_FRAME,
                   extrinsics=None) -> dict:
-    """The message for one tracker result. `meta` is the source frame's DepthFrame.meta (index, host and sensor
-    time, source name); `seq` counts messages from 0; `extrinsics` (calibration.extrinsics.Extrinsics) adds the
-    joints in its base frame."""
+    """The message for one tracker result, one entry under "hands" per hand of the result. The frame's index, host
+    and sensor time and source name come from the result's `frame_meta`; `seq` counts messages from 0;
+    `extrinsics` (calibration.extrinsics.Extrinsics) adds the joints in its base frame."""
     now = time.monotonic()
+    meta = result.frame_meta
     host_time = meta.get(META_HOST_TIME)
     if host_time is None:  # a frame that came from no source (a list in a test or benchmark): processing start
         host_time = result.host_time - result.latency_ms.get("total", 0.0) * 1e-3
@@ -62,7 +63,7 @@ def build_message(result: HandResult, meta: dict, seq: int, *, camera_frame: str
         },
         "skipped": result.skipped,
         "joint_names": list(JOINT_NAMES),
-        "hands": [_hand(result, extrinsics)],
+        "hands": [_hand(hand, extrinsics) for hand in result.hands],
     }
     if extrinsics is not None:
         message["base_frame_id"] = extrinsics.base_frame
@@ -77,20 +78,20 @@ def _finite_or_none(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _hand(result: HandResult, extrinsics) -> dict:
-    joints = result.joints_mm
-    usable = joints is not None and result.uv is not None and result.confidence is not None \
-        and bool(np.isfinite(joints).all()) and bool(np.isfinite(result.uv).all()) \
-        and bool(np.isfinite(result.confidence).all())
-    score = float(result.presence)
+def _hand(found: Hand, extrinsics) -> dict:
+    joints = found.joints_mm
+    usable = joints is not None and found.uv is not None and found.confidence is not None \
+        and bool(np.isfinite(joints).all()) and bool(np.isfinite(found.uv).all()) \
+        and bool(np.isfinite(found.confidence).all())
+    score = float(found.presence)
     hand = {
-        "handedness": result.handedness,
+        "handedness": found.handedness,
         # "detected": the hand finder's detector classified it (--hand auto); "configured": --hand left/right, or
         # auto without the detector's word (the right-hand default)
-        "handedness_source": "detected" if result.auto_hand else "configured",
-        "left_probability": (round(float(result.left_probability), DECIMALS_SCORE)
-                             if result.left_probability is not None else None),
-        "present": bool(result.present and usable),
+        "handedness_source": "detected" if found.auto_hand else "configured",
+        "left_probability": (round(float(found.left_probability), DECIMALS_SCORE)
+                             if found.left_probability is not None else None),
+        "present": bool(found.present and usable),
         "score": round(score, DECIMALS_SCORE) if np.isfinite(score) else 0.0,
         "joints_m": None, "joints_px": None, "joint_confidence": None,
     }
@@ -98,8 +99,8 @@ def _hand(result: HandResult, extrinsics) -> dict:
         hand["joints_base_m"] = None
     if usable:  # also for a low presence: the estimate is there, `present` says whether to trust it
         hand["joints_m"] = np.round(joints * 1e-3, DECIMALS_M).tolist()
-        hand["joints_px"] = np.round(result.uv, DECIMALS_PX).tolist()
-        hand["joint_confidence"] = np.round(result.confidence, DECIMALS_SCORE).tolist()
+        hand["joints_px"] = np.round(found.uv, DECIMALS_PX).tolist()
+        hand["joint_confidence"] = np.round(found.confidence, DECIMALS_SCORE).tolist()
         if extrinsics is not None:
             hand["joints_base_m"] = np.round(extrinsics.camera_mm_to_base_m(joints), DECIMALS_M).tolist()
     return hand

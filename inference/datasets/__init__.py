@@ -1,4 +1,2 @@
-"""Readers for benchmark datasets and our own synthetic shards; all return DepthFrame in mm, OpenCV frame."""
-from .base import DepthFrame
-
-__all__ = ["DepthFrame"]
+"""Readers for benchmark datasets and our own recorded sessions; all return inference.frame.DepthFrame in mm, OpenCV
+frame."""

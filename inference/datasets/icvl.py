@@ -17,8 +17,8 @@ import numpy as np
 
 from ..camera import ICVL, uvd_to_xyz
 from ..errors import HandtrackError
+from ..frame import DepthFrame
 from ..skeleton import ICVL16_NAMES
-from .base import DepthFrame
 from .realsense_png import load_depth_png
 
 NUM_JOINTS = len(ICVL16_NAMES)

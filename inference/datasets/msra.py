@@ -16,8 +16,8 @@ import numpy as np
 
 from ..camera import MSRA
 from ..errors import HandtrackError
+from ..frame import DepthFrame
 from ..skeleton import MSRA21_NAMES
-from .base import DepthFrame
 from .realsense_png import natural_key
 
 NUM_JOINTS = len(MSRA21_NAMES)

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..camera import NYU, uvd_to_xyz
 from ..errors import HandtrackError, require
+from ..frame import DepthFrame
 from ..skeleton import NYU14_FROM_36
-from .base import DepthFrame
 
 NUM_JOINTS = 36
 NUM_EVAL_JOINTS = len(NYU14_FROM_36)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..camera import SR305, Intrinsics
 from ..errors import HandtrackError
-from .base import DepthFrame
+from ..frame import DepthFrame
 
 SR305_DEPTH_UNIT_MM = 0.125
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from .. import skeleton
 from ..crop import DEFAULT_CUBE_MM, DEFAULT_SIZE, CropWindow, crop_and_normalise, normalise_joints
+from ..frame import DepthFrame
 from ..recording.reader import META_PREDICTION, SessionReader
-from .base import DepthFrame
 
 LOG = logging.getLogger("handtrack")
 

@@ -191,7 +191,7 @@ def encode_frame_info(stamp_ns: int, frame_id: str, frame_index: int, host_time:
 
 
 def encode_prediction(stamp_ns: int, frame_id: str, result, model: str) -> bytes:
-    """A tracker HandResult (tracker.py) as a HandPrediction message."""
+    """A tracker HandResult (result.py) as a HandPrediction message: its first hand, the one a session holds."""
     return (_Cdr().header(stamp_ns, frame_id).string(model).pack("B", 1, bool(result.present))
             .pack("d", 8, float(result.presence)).string(result.handedness).string(result.skipped or "")
             .string("canonical21").f64_seq(result.joints_mm).f64_seq(result.uv).f64_seq(result.confidence)

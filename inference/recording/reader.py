@@ -25,9 +25,8 @@ from typing import Iterator
 import numpy as np
 
 from ..camera import Intrinsics
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError, require
-from ..sources.base import META_SENSOR_FRAME, META_SENSOR_TIME, DeviceMissing, StreamInfo
+from ..frame import META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
 from . import messages as msg
 from .writer import CAMERA_METADATA, FORMAT, SESSION_METADATA
 
@@ -71,7 +70,7 @@ class SessionReader:
         decoder = require("mcap_ros2.decoder", pip="mcap-ros2-support", feature="reading sessions")
         self.path = Path(path)
         if not self.path.is_file():
-            raise DeviceMissing(f"no session at {self.path}")
+            raise HandtrackError(f"no session at {self.path}")
         self._file = open(self.path, "rb")
         if self._file.read(len(MAGIC)) != MAGIC:
             self._file.close()

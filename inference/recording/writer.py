@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError, require
-from ..sources.base import META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, META_SOURCE, StreamInfo
+from ..frame import META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, META_SOURCE, DepthFrame, StreamInfo
 from . import messages as msg
 
 FORMAT = "handtrack-session"

@@ -3,8 +3,8 @@
 A source is opened with `connect()`, hands out frames with `read()` (blocking: the next frame) or `latest()`
 (never blocks: a frame not handed out before, or None), and is closed with `disconnect()`; it is also a context
 manager and an iterator (iteration ends with the recording). Frames are the project's `DepthFrame` itself, so the
-tracker and every other consumer take them unchanged; what a source adds lives in `DepthFrame.meta` under the keys
-below (a wrapper dataclass would have forced every consumer to unwrap).
+tracker and every other consumer take them unchanged; what a source adds lives in `DepthFrame.meta` under the META_*
+keys of frame.py (a wrapper dataclass would have forced every consumer to unwrap).
 
 Two kinds of source, told apart by `live`:
 - live (cameras, the paced demo): the sensor sets the pace; a reader slower than the sensor gets the newest frame
@@ -18,15 +18,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from ..camera import PRESETS, Intrinsics
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError
-
-# Keys every source writes into DepthFrame.meta.
-META_INDEX = "frame_index"    # int: frames captured since connect(), from 0, counting dropped ones
-META_HOST_TIME = "host_time"  # float: time.monotonic() seconds when the frame reached this process
-META_SENSOR_TIME = "sensor_time"  # float | None: the device's own timestamp in seconds (its clock, its epoch)
-META_SENSOR_FRAME = "sensor_frame"  # int | None: the device's own frame counter, where it has one
-META_SOURCE = "source"        # str: the name of the source that delivered the frame
+from ..frame import DepthFrame, StreamInfo
 
 # Values of FrameSource.state.
 DISCONNECTED = "disconnected"  # before connect() and after disconnect()
@@ -70,15 +63,6 @@ class DeviceInfo:
     id: str
     name: str
     spec: str
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What a backend learned when it opened its device: the depth camera and its mode."""
-    intrinsics: Intrinsics
-    fps: float | None
-    device: str                 # human-readable, e.g. "Intel RealSense D435 (serial 123456)"
-    depth_unit_mm: float | None = None  # millimetres per raw depth unit, where the device has raw units
 
 
 class FrameSource(ABC):

@@ -14,11 +14,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError
-from .base import (CONNECTED, DISCONNECTED, FAILED, FINISHED, LOST, META_HOST_TIME, META_INDEX, META_SENSOR_FRAME,
-                   META_SENSOR_TIME, META_SOURCE, RECONNECTING, DeviceLost, EndOfStream, FrameSource, SkipFrame,
-                   SourceTimeout, StreamInfo)
+from ..frame import META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, META_SOURCE, DepthFrame, StreamInfo
+from .base import (CONNECTED, DISCONNECTED, FAILED, FINISHED, LOST, RECONNECTING, DeviceLost, EndOfStream, FrameSource,
+                   SkipFrame, SourceTimeout)
 from .buffer import FrameBuffer
 
 LOG = logging.getLogger("handtrack")
@@ -135,6 +134,11 @@ class CaptureSource(FrameSource):
         if self._stop.is_set() or self._state == DISCONNECTED:
             raise HandtrackError(f"{self.name} was disconnected")
         if self._state == FINISHED:
+            # The last frame may have been put after the wait above gave up and before the state changed: the state
+            # changes after the last put, so one more look now cannot miss it.
+            frame = self._buffer.poll()
+            if frame is not None:
+                return frame
             raise EndOfStream(self.name)
         if self._state == FAILED:
             raise HandtrackError(f"{self.name} stopped: {self._error}")

@@ -18,14 +18,13 @@ shows the scene at t = k / fps (its META_SENSOR_TIME), so runs are reproducible 
 """
 from __future__ import annotations
 
-import time
-
 from ..camera import NYU, Intrinsics
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError
-from .base import META_SENSOR_FRAME, META_SENSOR_TIME, DeviceInfo, EndOfStream, StreamInfo, resolve_intrinsics
+from ..frame import META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
+from .base import DeviceInfo, EndOfStream, resolve_intrinsics
 from .capture import Backend
 from .demo_scene import SEQUENCE, DemoScene
+from .pacing import Pacer
 
 
 class DemoBackend(Backend):
@@ -44,40 +43,27 @@ class DemoBackend(Backend):
         self.gestures = tuple(gestures)
         self.scene: DemoScene | None = None
         self._k = 0
-        self._t0 = 0.0
+        # More than a frame behind (a busy host): start the schedule anew rather than rush out late frames.
+        self._pacer = Pacer(resync_after_s=1.0 / self.fps)
 
     def open(self) -> StreamInfo:
         if self.scene is None:  # the static background is the only costly part of opening; keep it across opens
             self.scene = DemoScene(self.intrinsics, self.loop_seconds, self.gestures)
         self._k = 0
-        self._t0 = time.monotonic()
+        self._pacer.restart()
         return StreamInfo(self.intrinsics, self.fps, "synthetic right hand (handtrack demo)")
 
     def grab(self, timeout: float) -> DepthFrame | None:
         if self.frames is not None and self._k >= self.frames:
             raise EndOfStream(self.name)
-        if self.live and not self._wait_for_due_time(timeout):
-            return None
         k = self._k
         t = k / self.fps
+        if self.live and not self._pacer.wait(t, timeout):
+            return None
         depth, _, joints, pose = self.scene.render(t)
         self._k += 1
         return DepthFrame(depth, self.intrinsics, joints, "canonical21", frame_id=f"demo/{k:06d}",
                           meta={META_SENSOR_TIME: t, META_SENSOR_FRAME: k, "pose": pose})
-
-    def _wait_for_due_time(self, timeout: float) -> bool:
-        now = time.monotonic()
-        due = self._t0 + self._k / self.fps
-        if due - now > timeout:
-            time.sleep(timeout)
-            return False
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > 1.0 / self.fps:
-            # Behind by more than a frame (a busy host): restart the schedule here instead of rushing out a burst
-            # of late frames, as a camera whose frames nobody collected would.
-            self._t0 = now - self._k / self.fps
-        return True
 
     def close(self) -> None:
         pass

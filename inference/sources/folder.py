@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ..camera import Intrinsics
-from ..datasets.base import DepthFrame
 from ..datasets.icvl import ICVLDataset
 from ..datasets.msra import MSRADataset
 from ..datasets.nyu import NYUDataset, NYUPngFolder
 from ..datasets.realsense_png import DepthPngFolder
 from ..errors import HandtrackError
-from .base import (META_SENSOR_FRAME, META_SENSOR_TIME, DeviceMissing, EndOfStream, SkipFrame, StreamInfo,
-                   resolve_intrinsics)
+from ..frame import META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
+from .base import DeviceMissing, EndOfStream, SkipFrame, resolve_intrinsics
 from .capture import Backend
 
 

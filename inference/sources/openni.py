@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError, require
-from .base import (META_SENSOR_FRAME, META_SENSOR_TIME, DeviceInfo, DeviceLost, DeviceMissing, EndOfStream,
-                   StreamInfo, resolve_intrinsics)
+from ..frame import META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
+from .base import DeviceInfo, DeviceLost, DeviceMissing, EndOfStream, resolve_intrinsics
 from .capture import Backend
 
 MAX_FPS = 90

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics
-from ..datasets.base import DepthFrame
 from ..errors import HandtrackError, require
-from .base import (META_HOST_TIME, META_SENSOR_FRAME, META_SENSOR_TIME, DeviceInfo, DeviceLost, DeviceMissing,
-                   EndOfStream, StreamInfo)
+from ..frame import META_HOST_TIME, META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
+from .base import DeviceInfo, DeviceLost, DeviceMissing, EndOfStream
 from .buffer import FrameBuffer
 from .capture import Backend
 

@@ -13,13 +13,13 @@ because a session has no ground truth.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from ..datasets.base import DepthFrame
+from ..frame import META_SENSOR_TIME, DepthFrame, StreamInfo
 from ..recording.reader import META_RECORDED_HOST_TIME, META_SESSION_FRAME, SessionReader
-from .base import META_SENSOR_TIME, EndOfStream, SkipFrame, StreamInfo
+from .base import DeviceMissing, EndOfStream, SkipFrame
 from .capture import Backend
+from .pacing import Pacer
 
 RESYNC_AFTER_S = 0.25  # a replay this far behind its schedule (a busy host) restarts the schedule, as a camera would
 
@@ -35,15 +35,18 @@ class SessionBackend(Backend):
         self.reader: SessionReader | None = None
         self._frames = None
         self._next: DepthFrame | None = None
-        self._clock: tuple[float, float] | None = None  # (host time, recorded time) of the schedule's start
+        self._pacer = Pacer(RESYNC_AFTER_S)
 
     def open(self) -> StreamInfo:
         self.close()
+        if not self.path.is_file():
+            raise DeviceMissing(f"no session at {self.path}")
         self.reader = SessionReader(self.path)
         cam = self.reader.camera(self.camera_choice)
         self.name = f"session:{self.path.name}:{cam}"
         self._frames = self.reader.frames(cam)
-        self._next, self._clock = None, None
+        self._next = None
+        self._pacer.restart()
         self._seq, self._lost = 0, 0  # the next session frame number expected, and frames found missing
         info = self.reader.cameras[cam]
         return StreamInfo(info.intrinsics, info.fps, f"recording of {info.device} ({self.path.name}, {cam})",
@@ -63,28 +66,11 @@ class SessionBackend(Backend):
             self._lost -= 1
             raise SkipFrame("frames lost in a damaged part of the session",
                             f"{self.path.name}, before its frame {self._seq - 1}")
-        if self.live and not self._wait_for(self._next, timeout):
+        recorded = _recorded_time(self._next)
+        if self.live and recorded is not None and not self._pacer.wait(recorded, timeout):
             return None
         frame, self._next = self._next, None
         return frame
-
-    def _wait_for(self, frame: DepthFrame, timeout: float) -> bool:
-        """Sleep until the frame is due on the recorded clock; False if that is more than `timeout` away."""
-        recorded = _recorded_time(frame)
-        now = time.monotonic()
-        if recorded is None:
-            return True
-        if self._clock is None:
-            self._clock = (now, recorded)
-        due = self._clock[0] + (recorded - self._clock[1])
-        if due - now > timeout:
-            time.sleep(timeout)
-            return False
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > RESYNC_AFTER_S:
-            self._clock = (now, recorded)
-        return True
 
     def close(self) -> None:
         if self.reader is not None:

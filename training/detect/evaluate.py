@@ -18,7 +18,7 @@ import numpy as np
 
 from handtrack.inference import skeleton
 from handtrack.inference.crop import crop_and_normalise
-from handtrack.inference.datasets.base import DepthFrame
+from handtrack.inference.frame import DepthFrame
 
 HELD_OUT_SEED = 9_100_001
 FOUND_MM = 30.0

@@ -18,8 +18,8 @@ import numpy as np
 from handtrack.inference import skeleton
 from handtrack.inference.camera import Intrinsics
 from handtrack.inference.crop import CropWindow, crop_depth, crop_window
-from handtrack.inference.datasets.base import DepthFrame
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.frame import DepthFrame
 from handtrack.inference.handmodel.render import render_capsules, render_planes
 
 from . import scene as scenes
