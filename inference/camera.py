@@ -51,17 +51,57 @@ PRESETS: dict[str, Intrinsics] = {"nyu": NYU, "icvl": ICVL, "msra": MSRA, "sr305
 
 
 def project(xyz: np.ndarray, K: Intrinsics) -> np.ndarray:
-    """(..., 3) camera points in mm -> (..., 2) pixel coordinates."""
+    """Camera points to pixels: u = fx x / z + cx, v = fy y / z + cy.
+
+    Args:
+        xyz: (..., 3) points in mm, camera frame; z > 0 in front of the camera (z = 0 gives inf or nan).
+        K: the camera.
+
+    Returns:
+        (..., 2) pixel coordinates (u, v), float64.
+
+    One point, (3,), is computed in Python floats: the tracker projects single points (its crop centres) several
+    times a frame, and numpy's per-call overhead would cost it several times the arithmetic. The results are
+    bit-identical to the array path's.
+    """
     xyz = np.asarray(xyz, dtype=np.float64)
+    if xyz.ndim == 1:
+        x, y, z = xyz.tolist()
+        if z:  # z = 0 takes the array path, which answers inf / nan as it does for arrays
+            return np.array((K.fx * x / z + K.cx, K.fy * y / z + K.cy))
+    # Column by column: numpy's inner loops run along the last axis, and a length-2 one (broadcasting (fx, fy)
+    # against (..., 2)) is several times slower on large arrays.
+    uv = np.empty(xyz.shape[:-1] + (2,))
     z = xyz[..., 2]
-    return np.stack([K.fx * xyz[..., 0] / z + K.cx, K.fy * xyz[..., 1] / z + K.cy], axis=-1)
+    np.add(K.fx * xyz[..., 0] / z, K.cx, out=uv[..., 0])
+    np.add(K.fy * xyz[..., 1] / z, K.cy, out=uv[..., 1])
+    return uv
 
 
 def deproject(uv: np.ndarray, z: np.ndarray, K: Intrinsics) -> np.ndarray:
-    """Pixel coordinates (..., 2) and depth (...) in mm -> (..., 3) camera points in mm."""
+    """Pixels and their depths to camera points: x = (u - cx) z / fx, y = (v - cy) z / fy.
+
+    Args:
+        uv: (..., 2) pixel coordinates (u, v).
+        z: (...) depths in mm (broadcast against uv's leading shape).
+        K: the camera.
+
+    Returns:
+        (..., 3) points in mm, camera frame, float64.
+
+    One pixel, (2,) with a scalar depth, is computed in Python floats, as in project().
+    """
     uv = np.asarray(uv, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
-    return np.stack([(uv[..., 0] - K.cx) * z / K.fx, (uv[..., 1] - K.cy) * z / K.fy, z], axis=-1)
+    if uv.ndim == 1 and z.ndim == 0:
+        (u, v), d = uv.tolist(), float(z)
+        return np.array(((u - K.cx) * d / K.fx, (v - K.cy) * d / K.fy, d))
+    shape = np.broadcast_shapes(uv.shape[:-1], z.shape)
+    xyz = np.empty(shape + (3,))
+    xyz[..., 0] = (uv[..., 0] - K.cx) * z / K.fx
+    xyz[..., 1] = (uv[..., 1] - K.cy) * z / K.fy
+    xyz[..., 2] = z
+    return xyz
 
 
 def uvd_to_xyz(uvd: np.ndarray, K: Intrinsics) -> np.ndarray:
@@ -81,9 +121,17 @@ def depth_to_points(depth_mm: np.ndarray, K: Intrinsics, mask: np.ndarray | None
     return deproject(np.stack([u, v], axis=-1), depth_mm[v, u], K)
 
 
-def pixel_rays(us: np.ndarray, vs: np.ndarray, K: Intrinsics) -> np.ndarray:
-    """Unnormalised ray directions (x/z, y/z, 1) for pixel coordinates us (W,) x vs (H,) -> (H, W, 3)."""
-    x = (np.asarray(us, dtype=np.float64) - K.cx) / K.fx
-    y = (np.asarray(vs, dtype=np.float64) - K.cy) / K.fy
-    xx, yy = np.meshgrid(x, y)
-    return np.stack([xx, yy, np.ones_like(xx)], axis=-1)
+def ray_slopes(us: np.ndarray, vs: np.ndarray, K: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """The rays through a grid of pixels, as slopes: the point at depth z on the ray through pixel (us[i], vs[j])
+    is (xz[i] z, yz[j] z, z). Separable, so a whole depth image deprojects with one product per axis.
+
+    Args:
+        us: (W,) pixel columns.
+        vs: (H,) pixel rows.
+        K: the camera.
+
+    Returns:
+        xz: (W,) x / z = (u - cx) / fx, and yz: (H,) y / z = (v - cy) / fy, in the inputs' float type (float32
+        columns and rows give float32 slopes, for depth images kept in float32 to halve the memory traffic).
+    """
+    return (us - K.cx) / K.fx, (vs - K.cy) / K.fy

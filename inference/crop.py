@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import Intrinsics
+from .camera import Intrinsics, project
 
 DEFAULT_CUBE_MM = 250.0
 DEFAULT_SIZE = 128
@@ -60,8 +60,9 @@ def crop_window(center: np.ndarray, K: Intrinsics, cube_mm: float = DEFAULT_CUBE
     center = np.asarray(center, dtype=np.float64).reshape(3)
     if not np.all(np.isfinite(center)) or center[2] <= 0:
         raise ValueError(f"crop centre must be finite and in front of the camera, got {center.tolist()}")
-    x, y, z = center
-    return CropWindow(center, float(cube_mm), int(size), K.fx * x / z + K.cx, K.fy * y / z + K.cy,
+    uc, vc = project(center, K).tolist()
+    z = float(center[2])
+    return CropWindow(center, float(cube_mm), int(size), uc, vc,
                       sx=size * z / (K.fx * cube_mm), sy=size * z / (K.fy * cube_mm))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .camera import Intrinsics
+from .camera import Intrinsics, deproject
 from .errors import HandtrackError
 from .model import OnnxModel
 
@@ -34,7 +34,7 @@ class Candidate:
     left: float         # 0..1, probability that it is a left hand
 
     def centre(self, K: Intrinsics) -> np.ndarray:
-        return np.array([(self.uv[0] - K.cx) * self.z_mm / K.fx, (self.uv[1] - K.cy) * self.z_mm / K.fy, self.z_mm])
+        return deproject(self.uv, self.z_mm, K)
 
 
 def _sigmoid(x):

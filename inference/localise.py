@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .camera import Intrinsics
+from .camera import Intrinsics, deproject, ray_slopes
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _points(depth: np.ndarray, K: Intrinsics, stride: int, opts: LocaliserOption
     d = np.where((d >= opts.min_depth_mm) & (d <= opts.max_depth_mm), d, 0).astype(np.float32)
     us = np.arange(0, depth.shape[1], stride, dtype=np.float32)
     vs = np.arange(0, depth.shape[0], stride, dtype=np.float32)
-    return d, np.stack(np.meshgrid((us - K.cx) / K.fx, (vs - K.cy) / K.fy), 0)
+    return d, np.stack(np.meshgrid(*ray_slopes(us, vs, K)), 0)
 
 
 def _cube_mean(d: np.ndarray, rays: np.ndarray, centre: np.ndarray, half: float) -> tuple[np.ndarray | None, int]:
@@ -140,7 +140,7 @@ def palm_from_detection(depth: np.ndarray, K: Intrinsics, uv: np.ndarray, z_mm: 
     patch = depth[max(v - window_px, 0):v + window_px + 1, max(u - window_px, 0):u + window_px + 1]
     near = patch[(patch > 0) & (np.abs(patch - z_mm) < tolerance_mm)]
     z = float(np.median(near)) + behind_mm if near.size else float(z_mm)
-    return np.array([(uv[0] - K.cx) * z / K.fx, (uv[1] - K.cy) * z / K.fy, z])
+    return deproject(uv, z, K)
 
 
 def localise(depth: np.ndarray, K: Intrinsics, seed: np.ndarray | None = None,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .camera import Intrinsics
+from .camera import Intrinsics, project
 
 FRONT_TOL_MM = 10.0
 MAX_THICKNESS_MM = 40.0
@@ -46,8 +46,7 @@ def surface_residual(joints_xyz: np.ndarray, depth_mm: np.ndarray, K: Intrinsics
     z = xyz[:, 2]
     # NaN fails every comparison, so non-finite joints drop out here or at the image bounds just below.
     front = (z > 0) & (z < np.inf)
-    u = K.fx * xyz[front, 0] / z[front] + K.cx
-    v = K.fy * xyz[front, 1] / z[front] + K.cy
+    u, v = project(xyz[front], K).T
     h, w = depth_mm.shape
     inside = (u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
     if not inside.any():

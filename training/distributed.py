@@ -17,6 +17,16 @@ def setup_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def setup_training(config: dict) -> tuple[int, int]:
+    """setup_distributed(), then torch's threads (config["threads"]; 0 keeps torch's default) and its seed
+    (config["seed"]), so every rank builds the same initial weights (DDP also broadcasts rank 0's)."""
+    rank, world = setup_distributed()
+    if config["threads"]:
+        torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(config["seed"])
+    return rank, world
+
+
 def average_gradients(parameters, world: int) -> None:
     """Mean of every rank's gradients, in place: what DistributedDataParallel does, for trainers whose several
     networks and optimisers do not fit one DDP wrapper (adversarial updates)."""

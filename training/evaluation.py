@@ -1,4 +1,5 @@
-"""Hand-pose metrics (numpy), their JSON summary and PNG plots, and a check of labels against their depth.
+"""Hand-pose metrics (numpy), their summary (a dict for JSON reports, a table to print) and PNG plots, and a check
+of labels against their depth.
 
 The metrics are the field's standard ones, computed over every frame and joint given:
 - joint error: euclidean distance between predicted and true joint, mm;
@@ -9,7 +10,6 @@ Matplotlib is only imported to draw, so the metrics run wherever numpy does.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -85,8 +85,15 @@ def evaluate(pred_xyz: np.ndarray, true_xyz: np.ndarray, joint_names: Sequence[s
                        np.asarray(thresholds_mm, dtype=np.float64), max_error_curve(errors, thresholds_mm))
 
 
-def write_json(path: str | Path, payload: dict) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+def print_summary(summary: EvalSummary, title: str) -> None:
+    """The summary as a table on stdout: mean error, the 20 and 40 mm points of the max-error curve, per joint."""
+    print(f"{title}  ({summary.frames} frames, {len(summary.joint_names)} joints)")
+    print(f"  mean joint error     {summary.mean_error_mm:6.2f} mm")
+    for t in (20, 40):
+        print(f"  max error <= {t} mm   {100 * summary.fraction_within(t):6.1f} %")
+    print(f"  {'joint':<16}{'error (mm)':>10}")
+    for name, err in zip(summary.joint_names, summary.per_joint_error_mm):
+        print(f"  {name:<16}{err:10.2f}")
 
 
 # --- plots ------------------------------------------------------------------------------------------------

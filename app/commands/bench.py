@@ -2,14 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,20 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     soak.set_defaults(run=bench_soak.run)
 
 
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return dict(cpu=cpu, cores_usable=len(os.sched_getaffinity(0)), python=platform.python_version(),
-                numpy=np.__version__, command="handtrack " + " ".join(sys.argv[1:]))
-
-
 def run_synth(args: argparse.Namespace) -> int:
     import cv2
 
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.training.synth.generator import SynthConfig, make_sample
     from handtrack.training.synth.pose_prior import PosePrior
 
@@ -87,5 +71,5 @@ def run_synth(args: argparse.Namespace) -> int:
           f"({result['render_noise_crop_samples_per_s']} render+noise+crop) on {result['cores_usable']} usable core(s); "
           + ", ".join(f"{k} {v} ms" for k, v in result["ms_per_sample"].items()))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0

@@ -15,7 +15,6 @@ read back at the end, every frame compared bit-exact with the one offered.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ def realsense_like_frames(n: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handtrack.app.commands.bench import machine_info
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.inference.frame import META_HOST_TIME, META_INDEX, META_SENSOR_TIME, DepthFrame, StreamInfo
     from handtrack.inference.recording import META_RECORDED_INDEX, SessionReader, SessionWriter
 
@@ -105,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
           f"{result['mb_per_s']} MB/s written, compression {result['compression_ratio']}x; "
           f"read back {read_back} frames, all bit-exact: {exact}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0 if s["error"] is None else 2

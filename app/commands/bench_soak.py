@@ -11,7 +11,6 @@ at 150 frames/s does not fill the disk. The writer's state starts afresh with ea
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -47,10 +46,10 @@ def rss_mb() -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handtrack.app.commands.bench import machine_info
     from handtrack.app.stream import build_message, encode, open_output
     from handtrack.inference.errors import HandtrackError
     from handtrack.inference.recording import SessionWriter
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.inference.sources import open_source
     from handtrack.inference.tracker import HandTracker, TrackerOptions
 
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"soak {args.minutes:g} min: RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB (max {rss.max():.0f}), "
               f"{fps.mean():.0f} frames/s mean (min {fps.min():.0f}); the subscriber received {received} messages")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     if args.png and samples:
         _plot(samples, args.png)
     return 0

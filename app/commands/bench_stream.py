@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from handtrack.app.commands.bench import machine_info
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.inference.tracker import HandTracker, TrackerOptions
 
     cv2.setNumThreads(1)
@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"target": "stream", "overhead": overhead, "latency": latency,
               "target_overhead_ms": TARGET_OVERHEAD_MS, **machine_info()}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     return 0
 
 

@@ -6,7 +6,6 @@ not the source's. Each frame set runs twice through a fresh tracker: a warm-up p
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -133,7 +132,7 @@ def headless_peak_rss(source: str, model: str, frames: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from handtrack.app.commands.bench import machine_info
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.models_onnx import shipped
 
     cv2.setNumThreads(1)
@@ -163,6 +162,5 @@ def run(args: argparse.Namespace) -> int:
     report = {"target": "tracker", "results": results, "peak_rss_mb": round(peak_mb, 1),
               "headless": headless, **machine_info()}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     return 0

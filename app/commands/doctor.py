@@ -11,7 +11,6 @@ says what it found. Exit code 0 when there is no problem, 1 when there is one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from handtrack.app.commands.source_args import add_source_options, source_options
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.report import write_json
 from handtrack.models_onnx import DEFAULT_MODEL
 
 PLAUSIBLE_MEDIAN_MM = (150.0, 5000.0)  # the median valid depth of a frame with a person in it lies in here
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     report.add("ok" if not report.problems else "PROBLEM", "verdict",
                "nothing wrong found" if not report.problems else f"{report.problems} problem(s) above")
     if args.json:
-        args.json.write_text(json.dumps({"source": args.source, "model": args.model, "lines": report.lines},
-                                        indent=2, default=str))
+        write_json(args.json, {"source": args.source, "model": args.model, "lines": report.lines})
     return 1 if report.problems else 0
 
 

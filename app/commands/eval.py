@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from handtrack.app.commands import eval_detect, eval_finetune, eval_model, eval_tracker
+from handtrack.app.commands.eval_args import add_data, add_outputs, add_target, print_written
 from handtrack.inference.errors import HandtrackError
-
-DEFAULT_DATA = Path("../shared/data")  # the shared reference data, beside the project's checkout
 
 
 def add_parser(subparsers) -> None:
@@ -36,22 +35,21 @@ def _no_target(names: str) -> int:
 # --- eval nyu: published-style predictions against the 14-joint NYU test labels -------------------------
 
 def _add_nyu(targets) -> None:
-    p = targets.add_parser(
-        "nyu", help="score NYU test predictions (14 joints, xyz mm, y up, one frame per line)",
-        description="Score predictions on the NYU test set: mean joint error, per-joint errors and the fraction "
-                    "of frames whose largest joint error is within 0..80 mm.")
+    p = add_target(targets, "nyu", run_nyu,
+                   help="score NYU test predictions (14 joints, xyz mm, y up, one frame per line)")
     p.add_argument("pred", type=Path, metavar="PRED",
                    help="predictions: one line per frame, 14 joints x (x y z) in mm, NYU's y-up camera frame")
     p.add_argument("--labels", type=Path, required=True, metavar="LABELS",
                    help="test_joints14_uvd.txt: one line per frame, 14 joints x (u v depth_mm)")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the summary as JSON")
-    p.add_argument("--plot", type=Path, metavar="PNG", help="write the max-error curve and per-joint errors")
-    p.set_defaults(run=run_nyu)
+    add_outputs(p, json="the summary", plot="the max-error curve and per-joint errors")
 
 
 def run_nyu(args: argparse.Namespace) -> int:
+    """Score predictions on the NYU test set: mean joint error, per-joint errors and the fraction of frames
+    whose largest joint error is within 0..80 mm."""
     from handtrack.inference.camera import NYU
     from handtrack.inference.datasets import nyu
+    from handtrack.inference.report import write_json
     from handtrack.inference.skeleton import NYU14_NAMES
     from handtrack.training import evaluation
 
@@ -60,8 +58,6 @@ def run_nyu(args: argparse.Namespace) -> int:
     if len(pred_xyz) != len(true_xyz):
         raise HandtrackError(f"{args.pred.name} has {len(pred_xyz)} lines, {args.labels.name} has {len(true_xyz)}")
     summary = evaluation.evaluate(pred_xyz, true_xyz, NYU14_NAMES)
-    # Files first, so a reader that closes our stdout early (`| head`) cannot cost the results.
-    written = []
     if args.json:
         payload = {"benchmark": "nyu_test_14", **summary.to_dict(),
                    "fraction_within_20mm": summary.fraction_within(20),
@@ -69,42 +65,24 @@ def run_nyu(args: argparse.Namespace) -> int:
                    "inputs": {"predictions": str(args.pred.resolve()), "labels": str(args.labels.resolve()),
                               "prediction_frame": "xyz mm, NYU camera frame (y up)",
                               "labels_camera": NYU.to_dict()}}
-        evaluation.write_json(args.json, payload)
-        written.append(args.json)
+        write_json(args.json, payload)
     if args.plot:
         evaluation.plot_summaries({args.pred.stem: summary}, args.plot, title="NYU test, 14 joints")
-        written.append(args.plot)
     if summary.mean_error_mm > 50:
         print(f"warning: a {summary.mean_error_mm:.0f} mm mean error usually means the predictions are not "
               "xyz in mm with y up (uvd? metres? y down?)", file=sys.stderr)
-    _print_summary(summary, f"NYU test: {args.pred.name} vs {args.labels.name}")
-    for path in written:
-        print(f"wrote {path}")
+    evaluation.print_summary(summary, f"NYU test: {args.pred.name} vs {args.labels.name}")
+    print_written(args.json, args.plot)
     return 0
-
-
-def _print_summary(summary, title: str) -> None:
-    print(f"{title}  ({summary.frames} frames, {len(summary.joint_names)} joints)")
-    print(f"  mean joint error     {summary.mean_error_mm:6.2f} mm")
-    for t in (20, 40):
-        print(f"  max error <= {t} mm   {100 * summary.fraction_within(t):6.1f} %")
-    print(f"  {'joint':<16}{'error (mm)':>10}")
-    for name, err in zip(summary.joint_names, summary.per_joint_error_mm):
-        print(f"  {name:<16}{err:10.2f}")
 
 
 # --- eval reprojection: the real NYU frame's 36 joints on its own depth image ----------------------------
 
 def _add_reprojection(targets) -> None:
-    p = targets.add_parser(
-        "reprojection", help="check the NYU sample frame's 3D labels against its depth image and uvd labels",
-        description="Project the 36 ground-truth joints of NYU test frame 1 onto its depth image; report how "
-                    "far behind the visible surface they lie and how well they match the 14-joint uvd labels.")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR",
-                   help=f"the shared data folder holding nyu/ (default: {DEFAULT_DATA})")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
-    p.add_argument("--png", type=Path, metavar="OUT", help="write the depth image with the joints drawn")
-    p.set_defaults(run=run_reprojection)
+    p = add_target(targets, "reprojection", run_reprojection,
+                   help="check the NYU sample frame's 3D labels against its depth image and uvd labels")
+    add_data(p, holding="nyu/")
+    add_outputs(p, json="the report", png="the depth image with the joints drawn")
 
 
 # Reprojection of the 3D labels onto the uvd labels is exact in the data (~0.002 px); more means a wrong
@@ -113,7 +91,10 @@ MAX_REPROJECTION_PX = 0.5
 
 
 def run_reprojection(args: argparse.Namespace) -> int:
+    """Project the 36 ground-truth joints of NYU test frame 1 onto its depth image; report how far behind the
+    visible surface they lie and how well they match the 14-joint uvd labels."""
     from handtrack.inference.datasets import nyu
+    from handtrack.inference.report import write_json
     from handtrack.inference.skeleton import NYU14_FROM_36
     from handtrack.training import evaluation
 
@@ -126,17 +107,12 @@ def run_reprojection(args: argparse.Namespace) -> int:
     frame = nyu.load_frame(files["test_depth_1_0000001.png"], files["test_joints36_xyz_0000001.json"])
     labels_uv = nyu.load_joints14_uvd(files["test_joints14_uvd.txt"])[0]
     report = evaluation.reprojection_check(frame, labels_uv, NYU14_FROM_36)
-    written = []  # files before the report, as in run_nyu
     if args.json:
-        evaluation.write_json(args.json, {"dataset": "nyu", "inputs": {k: str(p.resolve()) for k, p in files.items()},
-                                          **report})
-        written.append(args.json)
+        write_json(args.json, {"dataset": "nyu", "inputs": {k: str(p.resolve()) for k, p in files.items()}, **report})
     if args.png:
         _write_overlay(args.png, frame.depth_mm, np.asarray(report["joints_uv"]), labels_uv)
-        written.append(args.png)
     _print_reprojection(report)
-    for path in written:
-        print(f"wrote {path}")
+    print_written(args.json, args.png)
     if report["reprojection_max_px"] > MAX_REPROJECTION_PX:
         print(f"FAILED: the 3D labels reproject {report['reprojection_max_px']:.3f} px away from the uvd labels",
               file=sys.stderr)

@@ -9,34 +9,30 @@ from pathlib import Path
 
 import numpy as np
 
+from handtrack.app.commands.eval_args import add_data, add_model, add_outputs, add_target, print_written
 from handtrack.inference.errors import HandtrackError
-from handtrack.models_onnx import DEFAULT_MODEL
-
-DEFAULT_DATA = Path("../shared/data")
 
 
 def add_detect(targets) -> None:
-    p = targets.add_parser("detect", help="hand finding, presence and handedness (synthetic full frames + real frames)",
-                           description="Run the tracker from scratch on held-out synthetic full frames (bodies "
-                                       "nearer than the hand, edge-on and back-facing hands, hands on the body, "
-                                       "frames without a hand, wrong depth scales; left and right hands) and on "
-                                       "the real NYU and SR305 frames; report hand found within 30 mm, false "
-                                       "hands, handedness and presence, per case.")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="the pose model (the hand finder is the shipped one)")
+    p = add_target(targets, "detect", run_detect,
+                   help="hand finding, presence and handedness (synthetic full frames + real frames)")
+    add_model(p, help="the pose model (the hand finder is the shipped one)")
     p.add_argument("--n", type=int, default=1000, help="synthetic frames")
     p.add_argument("--seed", type=int, default=None, help="synthetic seed (default: the held-out one)")
     p.add_argument("--no-finder", action="store_true", help="the nearest-object rule alone (for comparison)")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
-    p.add_argument("--png", type=Path, metavar="OUT", help="write overlays of the real frames")
-    p.set_defaults(run=run_detect)
+    add_data(p, holding="nyu/ and realsense_sr305/")
+    add_outputs(p, json="the results", png="overlays of the real frames")
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    """Run the tracker from scratch on held-out synthetic full frames (bodies nearer than the hand, edge-on and
+    back-facing hands, hands on the body, frames without a hand, wrong depth scales; left and right hands) and
+    on the real NYU and SR305 frames; report hand found within 30 mm, false hands, handedness and presence, per
+    case."""
     from tqdm import tqdm
 
+    from handtrack.inference.report import write_json
     from handtrack.inference.tracker import TrackerOptions
-    from handtrack.training import evaluation
     from handtrack.training.detect.evaluate import HELD_OUT_SEED, eval_real, eval_synthetic
 
     if args.n < 0:
@@ -52,7 +48,7 @@ def run_detect(args: argparse.Namespace) -> int:
         _print_real(real)
         if args.png:
             _write_overlays(args.png, real["rows"], options)
-            print(f"wrote {args.png}")
+            print_written(args.png)
         out["real"] = {**{k: v for k, v in real.items() if k != "rows"},
                        "per_frame": [{k: row.get(k) for k in ("frame", "present", "presence", "handedness",
                                                              "centre_error_mm", "within_30mm", "non_hand_presence")}
@@ -60,8 +56,8 @@ def run_detect(args: argparse.Namespace) -> int:
     else:
         print(f"no real frames under {args.data} (nyu/, realsense_sr305/): real part skipped")
     if args.json:
-        evaluation.write_json(args.json, out)
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
+        print_written(args.json)
     return 0
 
 

@@ -4,30 +4,28 @@ Registered by app/commands/eval.py (TARGETS)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from handtrack.inference.errors import HandtrackError
-
-DEFAULT_DATA = Path("../shared/data")
+from handtrack.app.commands.eval_args import add_data, add_outputs, add_target, print_written
 
 
 def add_finetune(targets) -> None:
-    p = targets.add_parser("finetune", help="models before / after fine-tuning on a labelled user domain",
-                           description="Score each model on the held-out user frames (the whole tracker, and the "
-                                       "pose network on crops at the true palm), the SR305 frames and the NYU frame.")
+    p = add_target(targets, "finetune", run_finetune,
+                   help="models before / after fine-tuning on a labelled user domain")
     p.add_argument("--heldout", type=Path, required=True, metavar="DIR",
                    help="a folder from `handtrack data user-domain` (PNGs + labels.npz)")
     p.add_argument("--model", action="append", required=True, metavar="NAME=PATH",
                    help="a row of the table: a label and a shipped name or *_pose.onnx (repeat)")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
+    add_data(p, holding="realsense_sr305/ and nyu/")
     p.add_argument("--frames", type=int, help="score only the first N held-out frames")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the table as JSON")
-    p.set_defaults(run=run_finetune)
+    add_outputs(p, json="the table")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    """Score each model on the held-out user frames (the whole tracker, and the pose network on crops at the
+    true palm), the SR305 frames and the NYU frame."""
     from handtrack.inference.model import PoseModel
+    from handtrack.inference.report import write_json
     from handtrack.models_onnx import resolve
     from handtrack.training.finetune.user_domain import score_folder
     from handtrack.training.model_eval import eval_nyu_frame, eval_sr305_plausibility
@@ -46,9 +44,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         rows.append(row)
         print(_line(row), flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"heldout": str(args.heldout), "rows": rows}, indent=2))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"heldout": str(args.heldout), "rows": rows})
+        print_written(args.json)
     return 0
 
 

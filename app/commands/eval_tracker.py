@@ -8,30 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
+from handtrack.app.commands.eval_args import add_data, add_model, add_outputs, add_target, print_written
 from handtrack.inference.errors import HandtrackError
-from handtrack.models_onnx import DEFAULT_MODEL
-
-DEFAULT_DATA = Path("../shared/data")
 
 
 def add_tracker(targets) -> None:
-    p = targets.add_parser("tracker", help="the tracker (hand finding + pose, no ground truth) on the real frames",
-                           description="Run the runtime tracker on the real NYU frame (crop-centre distance to the "
-                                       "labelled palm, 14-joint error) and on every SR305 frame (hand found on the "
-                                       "annotated palm, presence, plausibility). Each frame is tracked from scratch.")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model name (default {DEFAULT_MODEL}) or a *_pose.onnx path")
+    p = add_target(targets, "tracker", run_tracker,
+                   help="the tracker (hand finding + pose, no ground truth) on the real frames")
+    add_model(p)
     p.add_argument("--refine-passes", type=int, default=0, help="extra pose passes re-centred on the predicted palm")
     p.add_argument("--no-centre-refine", action="store_true", help="use the localiser's centre as it is")
     p.add_argument("--demo-frames", type=int, default=200, help="demo frames scored against their ground truth")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the shared data folder")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
-    p.add_argument("--png", type=Path, metavar="OUT", help="write the overlays of every frame")
-    p.set_defaults(run=run_tracker)
+    add_data(p, holding="nyu/ and realsense_sr305/")
+    add_outputs(p, json="the results", png="the overlays of every frame")
 
 
 def run_tracker(args: argparse.Namespace) -> int:
+    """Run the runtime tracker on the real NYU frame (crop-centre distance to the labelled palm, 14-joint error)
+    and on every SR305 frame (hand found on the annotated palm, presence, plausibility). Each frame is tracked
+    from scratch."""
+    from handtrack.inference.report import write_json
     from handtrack.inference.tracker import HandTracker, TrackerOptions
-    from handtrack.training import evaluation
     from handtrack.training.model_eval import eval_tracker_demo, eval_tracker_real
 
     for sub in ("nyu/test_depth_1_0000001.png", "realsense_sr305"):
@@ -76,11 +73,10 @@ def run_tracker(args: argparse.Namespace) -> int:
     print(f"  SR305: hand found on {found}/{len(sr305)} frames, mean plausibility "
           f"{out['sr305']['mean_plausibility']:.3f}")
     if args.json:
-        evaluation.write_json(args.json, out)
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     if args.png:
         _write_overlays(args.png, [nyu] + sr305, cube_mm)
-        print(f"wrote {args.png}")
+    print_written(args.json, args.png)
     return 0
 
 

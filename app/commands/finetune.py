@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError, require
+from handtrack.inference.report import write_json
 
 
 def add_parser(sub) -> None:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
           f"{b['found_share']:.0%} -> {a['found_share']:.0%}")
     print(f"model: {report['model']}  (handtrack --stream --model {report['model']})")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -6,10 +6,12 @@ Under torchrun the same command trains with DistributedDataParallel:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError, require
+from handtrack.inference.report import write_json
 
 
 def add_parser(sub) -> None:
@@ -23,38 +25,22 @@ def add_parser(sub) -> None:
     _run_args(methods.add_parser("murauer", help="MURAUER: residual pose network, real -> synthetic feature mapping, "
                                                  "view prediction and latent adversarial alignment"), run_murauer)
 
-    e = methods.add_parser("murauer-experiment", help="the MURAUER experiment: m%% labelled target, baseline vs MURAUER",
-                           description="Pretrain f + p once on the labelled source, then for each labelled target "
-                                       "percentage train the baseline (source + target labels) and MURAUER (plus m, "
-                                       "h, g on the unlabelled target); score both on held-out target crops. "
-                                       "Re-running continues where it stopped.")
-    e.add_argument("--source", required=True, help="labelled source shards (multi-view: g learns from them)")
-    e.add_argument("--target", required=True, help="target-domain shards: m%% keep their labels")
-    e.add_argument("--target-test", required=True, help="held-out target shards to score on")
-    e.add_argument("--out", type=Path, required=True)
-    e.add_argument("--fractions", type=float, nargs="+", default=[0, 1, 10, 100], help="labelled target %%")
+    e = _sweep_parser(methods, "murauer-experiment", run_murauer_experiment,
+                      help="the MURAUER experiment: m%% labelled target, baseline vs MURAUER",
+                      source="labelled source shards (multi-view: g learns from them)",
+                      target="target-domain shards: m%% keep their labels", held_out="--target-test",
+                      fractions=[0, 1, 10, 100])
     e.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128], help="backbone stage widths")
     e.add_argument("--fused", type=int, default=64, help="channels of the fused feature map")
     e.add_argument("--view-width", type=int, default=128, help="channels of g's first layer (paper: 512)")
     e.add_argument("--pretrain-steps", type=int, default=3000)
     e.add_argument("--adapt-steps", type=int, default=1000)
     e.add_argument("--loss", type=json.loads, help='loss weights as JSON, e.g. \'{"adversarial": 0.01}\'')
-    e.add_argument("--threads", type=int, default=0)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", type=Path, metavar="OUT", help="write the table as JSON")
-    e.add_argument("--plot", type=Path, metavar="PNG", help="write the plot")
-    e.set_defaults(run=run_murauer_experiment)
 
-    s = methods.add_parser("semisup", help="the paper's Fig. 3: m%% labelled target + unlabelled rest, three models",
-                           description="Pretrain once (VAE on source poses, GAN on all depth), then for each labelled "
-                                       "percentage train a posterior from scratch, one from the GAN's trunk, and the "
-                                       "full multi-task model; score each on held-out target crops. Re-running "
-                                       "continues where it stopped.")
-    s.add_argument("--source", required=True, help="labelled source shards (e.g. primesense)")
-    s.add_argument("--target", required=True, help="target-domain shards (another sensor): m%% keep labels")
-    s.add_argument("--target-val", required=True, help="held-out target shards to score on")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--fractions", type=float, nargs="+", default=[2, 5, 10, 100], help="labelled target %%")
+    s = _sweep_parser(methods, "semisup", run_semisup,
+                      help="the paper's Fig. 3: m%% labelled target + unlabelled rest, three models",
+                      source="labelled source shards (e.g. primesense)", held_out="--target-val",
+                      target="target-domain shards (another sensor): m%% keep labels", fractions=[2, 5, 10, 100])
     s.add_argument("--limit-source", type=int, help="use at most this many source samples")
     s.add_argument("--limit-target", type=int, help="use at most this many target samples")
     s.add_argument("--val-limit", type=int, default=500)
@@ -63,48 +49,62 @@ def add_parser(sub) -> None:
     s.add_argument("--ali-steps", type=int, default=100)
     s.add_argument("--joint-steps", type=int, default=600)
     s.add_argument("--batch", type=int, default=64, help="labelled crops per step (generator tasks: a quarter)")
-    s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--json", type=Path, metavar="OUT", help="write the table as JSON")
-    s.add_argument("--plot", type=Path, metavar="PNG", help="write the Fig. 3-style plot")
-    s.set_defaults(run=run_semisup)
 
-    r = methods.add_parser("centre", help="the centre refiner: rough hand centre -> palm centre (ONNX on export)",
-                           description="Train the small CNN that moves the localiser's centre of mass onto the "
-                                       "palm, on shards rendered with a large crop jitter (handtrack data synth "
-                                       "--jitter 30); export it with --export.")
-    r.add_argument("--data", type=Path, nargs="+", required=True, help="synthetic shard folders")
-    r.add_argument("--out", type=Path, required=True, help="run folder (centre.pt, result.json)")
+    r = _network_parser(methods, "centre", run_centre,
+                        help="the centre refiner: rough hand centre -> palm centre (ONNX on export)",
+                        data="synthetic shard folders", out="run folder (centre.pt, result.json)", batch=128,
+                        onnx="crossingnets_centre.onnx", version="centre-1", history="validation history")
     r.add_argument("--steps", type=int, default=3000)
-    r.add_argument("--batch", type=int, default=128)
-    r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--export", type=Path, metavar="DIR", help="also write DIR/crossingnets_centre.onnx")
-    r.add_argument("--version", default="centre-1", help="model version written into the ONNX metadata")
-    r.add_argument("--json", type=Path, metavar="OUT", help="write the validation history as JSON")
-    r.set_defaults(run=run_centre)
-    _add_detect(methods)
 
-
-def _add_detect(methods) -> None:
-    d = methods.add_parser("detect", help="the hand detector (whole frame) and presence net (crop) (ONNX on export)",
-                           description="Train the hand finder on synthetic full frames and crops from "
-                                       "'handtrack data frames': the detector (palm heatmap, handedness, depth on "
-                                       "the subsampled frame), then the presence net (hand / not a hand, left / "
-                                       "right on the crop) with a fitted temperature; export both with --export.")
-    d.add_argument("--data", type=Path, nargs="+", required=True, help="frame shard folders (handtrack data frames)")
-    d.add_argument("--out", type=Path, required=True, help="run folder (detector.pt, presence.pt, result.json)")
+    d = _network_parser(methods, "detect", run_detect,
+                        help="the hand detector (whole frame) and presence net (crop) (ONNX on export)",
+                        data="frame shard folders (handtrack data frames)", batch=64,
+                        out="run folder (detector.pt, presence.pt, result.json)", version="handfinder-1",
+                        onnx="handfinder_{detector,presence}.onnx", history="training history")
     d.add_argument("--detector-steps", type=int, default=3000)
     d.add_argument("--presence-steps", type=int, default=2000)
-    d.add_argument("--batch", type=int, default=64)
     d.add_argument("--lr", type=float, default=2e-3)
-    d.add_argument("--threads", type=int, default=2)
-    d.add_argument("--export", type=Path, metavar="DIR", help="also write DIR/handfinder_{detector,presence}.onnx")
-    d.add_argument("--version", default="handfinder-1", help="model version written into the ONNX metadata")
-    d.add_argument("--json", type=Path, metavar="OUT", help="write the training history as JSON")
-    d.set_defaults(run=run_detect)
+
+
+def _network_parser(methods, name: str, run, help: str, data: str, out: str, batch: int, onnx: str, version: str,
+                    history: str) -> argparse.ArgumentParser:
+    """The parser of a trainer of one of the small networks the tracker runs beside the pose model (centre,
+    detect), described by `run`'s docstring: shard folders in, a run folder, the ONNX export."""
+    p = methods.add_parser(name, help=help, description=inspect.getdoc(run))
+    p.set_defaults(run=run)
+    p.add_argument("--data", type=Path, nargs="+", required=True, help=data)
+    p.add_argument("--out", type=Path, required=True, help=out)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--export", type=Path, metavar="DIR", help=f"also write DIR/{onnx}")
+    p.add_argument("--version", default=version, help="model version written into the ONNX metadata")
+    p.add_argument("--json", type=Path, metavar="OUT", help=f"write the {history} as JSON")
+    return p
+
+
+def _sweep_parser(methods, name: str, run, help: str, source: str, target: str, held_out: str,
+                  fractions: list[float]) -> argparse.ArgumentParser:
+    """A labelled-percentage experiment's parser, described by `run`'s docstring, with what both experiments
+    take: source and target shards, the held-out target shards (`held_out`: the option's name) they are scored
+    on, the percentages, the run folder and the outputs."""
+    p = methods.add_parser(name, help=help, description=inspect.getdoc(run))
+    p.set_defaults(run=run)
+    p.add_argument("--source", required=True, help=source)
+    p.add_argument("--target", required=True, help=target)
+    p.add_argument(held_out, required=True, help="held-out target shards to score on")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--fractions", type=float, nargs="+", default=fractions, help="labelled target %%")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the table as JSON")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write the target error per labelled percentage")
+    return p
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    """Train the hand finder on synthetic full frames and crops from 'handtrack data frames': the detector (palm
+    heatmap, handedness, depth on the subsampled frame), then the presence net (hand / not a hand, left / right
+    on the crop) with a fitted temperature; export both with --export."""
     require("torch", extra="train", feature="training")
     import sys
 
@@ -118,8 +118,7 @@ def run_detect(args: argparse.Namespace) -> int:
         result["onnx"] = [str(p) for p in paths]
         print("wrote " + ", ".join(map(str, paths)))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 
@@ -132,12 +131,21 @@ def _run_args(p: argparse.ArgumentParser, run) -> None:
     p.set_defaults(run=run)
 
 
-def _print_table(results: dict, fractions: list[float], methods: tuple[str, ...]) -> None:
-    """Target error per labelled percentage (rows) and method (columns)."""
+def _report_sweep(args: argparse.Namespace, results: dict, methods: tuple[str, ...], settings: dict) -> int:
+    """A labelled-percentage experiment's table: as JSON with the settings it ran with, as a plot, and printed
+    (target error per labelled percentage in rows, per method in columns)."""
+    from handtrack.training.curves import plot_label_sweep
+
+    if args.json:
+        write_json(args.json, {"results": results, **settings})
+    if args.plot:
+        plot_label_sweep(results, methods, args.plot,
+                         f"target {Path(args.target).name}, source {Path(args.source).name}")
     print(f"{'labelled %':>10}" + "".join(f"{m:>12}" for m in methods))
-    for m in fractions:
+    for m in args.fractions:
         row = [results.get(f"{method}@{m:g}", {}).get("target_mean_error_mm") for method in methods]
         print(f"{m:>10g}" + "".join(f"{v:>10.2f}mm" if v is not None else f"{'-':>12}" for v in row))
+    return 0
 
 
 def run_crossingnets(args: argparse.Namespace) -> int:
@@ -155,21 +163,19 @@ def run_murauer(args: argparse.Namespace) -> int:
 
 
 def run_murauer_experiment(args: argparse.Namespace) -> int:
+    """Pretrain f + p once on the labelled source, then for each labelled target percentage train the baseline
+    (source + target labels) and MURAUER (plus m, h, g on the unlabelled target); score both on held-out target
+    crops. Re-running continues where it stopped."""
     require("torch", extra="train", feature="training")
-    from handtrack.training.murauer.experiment import METHODS, plot_results, run_experiment
+    from handtrack.training.murauer.experiment import METHODS, run_experiment
 
     model = {"widths": args.widths, "fused": args.fused, "view_width": args.view_width}
     results = run_experiment(args.source, args.target, args.target_test, args.out, args.fractions, model,
                              args.pretrain_steps, args.adapt_steps, args.seed, args.threads, args.loss)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results, "model": model, "pretrain_steps": args.pretrain_steps,
-                                         "adapt_steps": args.adapt_steps, "loss": args.loss, "source": args.source,
-                                         "target": args.target, "target_test": args.target_test}, indent=2) + "\n")
-    if args.plot:
-        plot_results(results, args.plot, f"target {Path(args.target).name}, source {Path(args.source).name}")
-    _print_table(results, args.fractions, METHODS)
-    return 0
+    return _report_sweep(args, results, METHODS, {"model": model, "pretrain_steps": args.pretrain_steps,
+                                                  "adapt_steps": args.adapt_steps, "loss": args.loss,
+                                                  "source": args.source, "target": args.target,
+                                                  "target_test": args.target_test})
 
 
 def _train(args: argparse.Namespace, load_config, Trainer) -> int:
@@ -182,15 +188,17 @@ def _train(args: argparse.Namespace, load_config, Trainer) -> int:
     if trainer.rank == 0:
         result = {"run": str(out), "checkpoint": str(out / "last.pt"), **result}
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
+            write_json(args.json, result)
         print(json.dumps(result))
     return 0
 
 
 def run_semisup(args: argparse.Namespace) -> int:
+    """Pretrain once (VAE on source poses, GAN on all depth), then for each labelled percentage train a posterior
+    from scratch, one from the GAN's trunk, and the full multi-task model; score each on held-out target crops.
+    Re-running continues where it stopped."""
     require("torch", extra="train", feature="training")
-    from handtrack.training.crossingnets.semisup import METHODS, plot_results, run_experiment
+    from handtrack.training.crossingnets.semisup import METHODS, run_experiment
 
     quarter = max(1, args.batch // 4)
     steps = {"vae": args.vae_steps, "gan": args.gan_steps, "ali": args.ali_steps, "joint": args.joint_steps,
@@ -199,17 +207,13 @@ def run_semisup(args: argparse.Namespace) -> int:
     limits = {"source": args.limit_source, "target": args.limit_target, "val": args.val_limit}
     results = run_experiment(args.source, args.target, args.target_val, args.out, args.fractions, steps, batch,
                              args.seed, limits)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results, "steps": steps, "batch": batch, "limits": limits,
-                                         "source": args.source, "target": args.target}, indent=2) + "\n")
-    if args.plot:
-        plot_results(results, args.plot, f"target {Path(args.target).name}, source {Path(args.source).name}")
-    _print_table(results, args.fractions, METHODS)
-    return 0
+    return _report_sweep(args, results, METHODS, {"steps": steps, "batch": batch, "limits": limits,
+                                                  "source": args.source, "target": args.target})
 
 
 def run_centre(args: argparse.Namespace) -> int:
+    """Train the small CNN that moves the localiser's centre of mass onto the palm, on shards rendered with a
+    large crop jitter (handtrack data synth --jitter 30); export it with --export."""
     require("torch", extra="train", feature="training")
     from handtrack.training.centre.refiner import export, train
 
@@ -219,6 +223,5 @@ def run_centre(args: argparse.Namespace) -> int:
         result["onnx"] = str(path)
         print(f"wrote {path}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0

@@ -12,7 +12,6 @@ Display FPS counts new tracked frames drawn per second.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import time
@@ -76,7 +75,7 @@ def _measure(app, tracking, window, warmup: float, seconds: float) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handtrack.app.commands.bench import machine_info
+    from handtrack.inference.report import machine_info, write_json
     from handtrack.inference.sources import open_source
     from handtrack.inference.tracker import TrackerOptions
 
@@ -122,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
           f"{100 * results['gui_cost_paired_median']:.1f} %); display {results['gui']['display_fps']} FPS unpaced, "
           f"{results['paced']['display_fps']} FPS on the 30 FPS demo")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_json(args.json, results)
     return 0

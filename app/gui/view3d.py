@@ -23,7 +23,7 @@ from PySide6.QtOpenGL import QOpenGLFramebufferObject
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 
 from handtrack.inference import skeleton
-from handtrack.inference.camera import Intrinsics, deproject
+from handtrack.inference.camera import Intrinsics, deproject, project, ray_slopes
 from handtrack.inference.draw import CUBE_EDGES, cube_corners
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.tracker import HandResult
@@ -57,16 +57,16 @@ def cube_points(depth_mm: np.ndarray, K: Intrinsics, centre_mm: np.ndarray, cube
     corners = cube_corners(centre_mm, cube_mm)
     if np.any(corners[:, 2] <= 1.0):
         return np.zeros((0, 3))
-    u = K.fx * corners[:, 0] / corners[:, 2] + K.cx
-    v = K.fy * corners[:, 1] / corners[:, 2] + K.cy
+    u, v = project(corners, K).T
     u0, u1 = int(max(0, np.floor(u.min()))), int(min(K.width, np.ceil(u.max()) + 1))
     v0, v1 = int(max(0, np.floor(v.min()))), int(min(K.height, np.ceil(v.max()) + 1))
     if u0 >= u1 or v0 >= v1:
         return np.zeros((0, 3))
-    # Ray factors per column and row, so x and y are one product each (a full deprojection costs twice as much).
+    # Ray slopes per column and row, so x and y are one product each (a full deprojection costs twice as much).
     z = np.asarray(depth_mm[v0:v1:stride, u0:u1:stride], dtype=np.float32)
-    x = z * ((np.arange(u0, u1, stride, dtype=np.float32) - K.cx) / K.fx)[None, :]
-    y = z * ((np.arange(v0, v1, stride, dtype=np.float32) - K.cy) / K.fy)[:, None]
+    xz, yz = ray_slopes(np.arange(u0, u1, stride, dtype=np.float32), np.arange(v0, v1, stride, dtype=np.float32), K)
+    x = z * xz[None, :]
+    y = z * yz[:, None]
     cx, cy, cz = np.asarray(centre_mm, dtype=np.float64)
     half = cube_mm / 2
     inside = (z > 0) & (np.abs(z - cz) < half) & (np.abs(x - cx) < half) & (np.abs(y - cy) < half)

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.report import write_json
 
 from .config import make_config
 from .trainer import Trainer
@@ -82,32 +83,10 @@ def run_experiment(source: str, target: str, target_val: str, out: Path, fractio
             continue
         result = Trainer(config, out / f"{method}_{m:g}", resume=True, quiet=quiet).run()
         results[key] = {"method": method, "labelled_percent": m, "target_mean_error_mm": result["val_mm"]}
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(out / "results.json", results)
     return results
 
 
 def _load_results(out: Path) -> dict:
     path = out / "results.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def plot_results(results: dict, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for method, style in zip(METHODS, ("s--", "^--", "o-")):
-        rows = sorted((r["labelled_percent"], r["target_mean_error_mm"]) for r in results.values()
-                      if r["method"] == method)
-        if rows:
-            ax.plot(*zip(*rows), style, label=method.replace("_", " "))
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled target frames (%)")
-    ax.set_ylabel("mean joint error on target (mm)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

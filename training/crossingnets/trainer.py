@@ -22,13 +22,14 @@ from handtrack.inference.errors import HandtrackError
 from handtrack.training.checkpoint import read_checkpoint, write_checkpoint
 from handtrack.training.configfile import save_config
 from handtrack.training.curves import plot_history
-from handtrack.training.distributed import setup_distributed
+from handtrack.training.distributed import setup_training
+from handtrack.training.schedule import RunningMeans, stages_to_run, step_generator
 
 from . import losses
 from .codec import PoseCodec
 from .config import STAGES
 from .data import load_shards, load_sources
-from .networks import POSE_LATENT, CrossingNets
+from .networks import CrossingNets
 from .routes import PoseRoute
 from .stages import STAGE_CLASSES
 
@@ -69,10 +70,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[CrossingNets, dict]:
 class Trainer:
     def __init__(self, config: dict, out_dir: Path, resume: bool = False, quiet: bool = False):
         self.config, self.out = config, Path(out_dir)
-        self.rank, self.world = setup_distributed()
-        if config["threads"]:
-            torch.set_num_threads(int(config["threads"]))
-        torch.manual_seed(config["seed"])  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        self.rank, self.world = setup_training(config)
         self.model = build_model(config)
         self.codec = PoseCodec(config["model"]["cube_mm"])
         self.batch_sizes = config["batch"]
@@ -217,12 +215,7 @@ class Trainer:
         self.model.train()
         self.model.vae.eval()  # the VAE only trains in its own stage (no dropout / BN in it, but say so)
         trained, last_stage = False, None
-        for si, name in enumerate(STAGES):
-            cfg = self.config["stages"][name]
-            if si < self.position["stage"] or cfg["steps"] <= 0:
-                continue
-            if si > self.position["stage"]:
-                self.position = {"stage": si, "step": 0}
+        for si, name, cfg in stages_to_run(STAGES, self.config, self.position):
             stage = last_stage = STAGE_CLASSES[name](self, cfg)
             self.model.vae.train(name == "vae")
             if self.position["step"] == 0:
@@ -230,24 +223,19 @@ class Trainer:
             elif self._optim_state is not None:
                 stage.load_state_dict(self._optim_state)
             self._optim_state = None
-            running: dict[str, list[float]] = {}
+            running = RunningMeans()
             bar = tqdm(total=cfg["steps"], initial=self.position["step"], desc=name, file=sys.stderr,
                        disable=self.quiet, dynamic_ncols=True)
             while self.position["step"] < cfg["steps"]:
                 step = self.position["step"]
-                rng = np.random.default_rng([self.config["seed"], si, step, self.rank])
-                torch.manual_seed(int(rng.integers(2**62)))
+                rng = step_generator(self.config["seed"], si, step, self.rank)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.config["bf16"])):
-                    out = stage.step(rng)
+                    running.add(stage.step(rng))
                 trained = True
                 self.position["step"] = step = step + 1
-                for k, v in out.items():
-                    running.setdefault(k, []).append(v)
                 last = step == cfg["steps"]
                 if step % self.config["log_every"] == 0 or last:
-                    row = {"stage": name, "step": step, "time": time.time(),
-                           **{k: float(np.mean(v)) for k, v in running.items()}}
-                    running = {}
+                    row = {"stage": name, "step": step, "time": time.time(), **running.take()}
                     if self.val is not None and (step % self.config["val_every"] == 0 or last):
                         row.update(self.validate(floor_only=name == "vae"))
                     self.history.append(row)

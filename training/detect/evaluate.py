@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from handtrack.inference import skeleton
+from handtrack.inference.camera import deproject
 from handtrack.inference.crop import crop_and_normalise
 from handtrack.inference.frame import DepthFrame
 
@@ -142,8 +143,7 @@ def non_hand_centres(frame: DepthFrame, palm: np.ndarray, n: int = NON_HAND_PER_
     vs, us = np.mgrid[0:d.shape[0]:8, 0:d.shape[1]:8]
     z = d[vs, us]
     ok = (z > 0) & (z < 2000)
-    x, y = (us[ok] - K.cx) * z[ok] / K.fx, (vs[ok] - K.cy) * z[ok] / K.fy
-    pts = np.stack([x, y, z[ok]], 1)
+    pts = deproject(np.stack([us[ok], vs[ok]], -1), z[ok], K)
     pts = pts[np.linalg.norm(pts - palm, axis=1) >= NON_HAND_MM]
     if not len(pts):
         return []

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handtrack.inference import skeleton
-from handtrack.inference.camera import Intrinsics, project
+from handtrack.inference.camera import Intrinsics, deproject, project
 from handtrack.inference.crop import crop_and_normalise
 from handtrack.inference.handmodel import surface
 from handtrack.inference.handmodel.render import render_capsules, render_planes
@@ -192,7 +192,7 @@ def _surface_point(depth: np.ndarray, labels: np.ndarray, K: Intrinsics, parts: 
     k = int(rng.integers(vs.size))
     u, v = us[k] * 2, vs[k] * 2
     z = float(depth[v, u]) + rng.uniform(0.0, 40.0)
-    return np.array([(u - K.cx) * z / K.fx, (v - K.cy) * z / K.fy, z])
+    return deproject((u, v), z, K)
 
 
 def _negative_centre(kind: str, depth, labels, K, scene, palm, rng) -> np.ndarray | None:

@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from handtrack.inference.report import write_json
+
 from .config import make_config
 from .trainer import MurauerTrainer
 
@@ -67,29 +69,5 @@ def run_experiment(source: str, target: str, target_test: str, out: Path, fracti
                                         adapt_steps, seed, threads, loss)
                 r = MurauerTrainer(copy.deepcopy(cfg), run_dir, resume=True).run()
                 results[key] = {"target_mean_error_mm": r["real_val_mm"], "source_mean_error_mm": r["val_mm"]}
-            out.mkdir(parents=True, exist_ok=True)
-            results_path.write_text(json.dumps(results, indent=2) + "\n")
+            write_json(results_path, results)
     return results
-
-
-def plot_results(results: dict, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for method, style in zip(METHODS, ("s--", "o-")):
-        pts = sorted((float(k.split("@")[1]), v["target_mean_error_mm"]) for k, v in results.items()
-                     if k.startswith(method + "@"))
-        if pts:
-            ax.plot([max(p, 0.3) for p, _ in pts], [e for _, e in pts], style, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled target crops, % (0 drawn at 0.3)")
-    ax.set_ylabel("target test error, mean 21 joints (mm)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

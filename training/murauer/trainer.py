@@ -34,7 +34,8 @@ from handtrack.training.checkpoint import read_checkpoint, write_checkpoint
 from handtrack.training.configfile import save_config
 from handtrack.training.crossingnets.data import CropSet, load_shards
 from handtrack.training.curves import plot_history
-from handtrack.training.distributed import average_gradients, barrier, setup_distributed
+from handtrack.training.distributed import average_gradients, barrier, setup_training
+from handtrack.training.schedule import RunningMeans, stages_to_run, step_generator
 
 from .config import STAGES
 from .data import MurauerData, load_data
@@ -78,10 +79,7 @@ def pose_loss(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Te
 class MurauerTrainer:
     def __init__(self, config: dict, out_dir: Path, resume: bool = False, quiet: bool = False):
         self.config, self.out = config, Path(out_dir)
-        self.rank, self.world = setup_distributed()
-        if config["threads"]:
-            torch.set_num_threads(int(config["threads"]))
-        torch.manual_seed(config["seed"])  # the same initial weights on every rank
+        self.rank, self.world = setup_training(config)
         self.model = build_model(config)
         self.memory_format = torch.channels_last if config["channels_last"] else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -292,19 +290,14 @@ class MurauerTrainer:
         if not self.quiet:
             print(f"data: {self.data.describe()}", file=sys.stderr)
         trained, last_stage = False, "pretrain"
-        for si, name in enumerate(STAGES):
-            cfg = self.config["stages"][name]
-            if si < self.position["stage"] or cfg["steps"] <= 0:
-                continue
-            if si > self.position["stage"]:
-                self.position = {"stage": si, "step": 0}
+        for si, name, cfg in stages_to_run(STAGES, self.config, self.position):
             opt = self._optimisers(name)
             if self.position["step"] > 0 and self._optim_state:
                 for k, o in opt.items():
                     o.load_state_dict(self._optim_state[k])
             self._optim_state = None
             step_fn = self._pretrain_step if name == "pretrain" else self._adapt_step
-            running: dict[str, list[float]] = {}
+            running = RunningMeans()
             bar = tqdm(total=cfg["steps"], initial=self.position["step"], desc=name, file=sys.stderr,
                        disable=self.quiet, dynamic_ncols=True)
             t_last, n_last = time.perf_counter(), self.position["step"]
@@ -313,20 +306,15 @@ class MurauerTrainer:
                 for o in opt.values():
                     for group in o.param_groups:
                         group["lr"] = cfg["lr"] * lr_factor(step, cfg["steps"], cfg["warmup"])
-                rng = np.random.default_rng([self.config["seed"], si, step, self.rank])
-                torch.manual_seed(int(rng.integers(2**62)))
-                out = step_fn(rng, opt)
+                running.add(step_fn(step_generator(self.config["seed"], si, step, self.rank), opt))
                 trained = True
                 self.position["step"] = step = step + 1
-                for k, v in out.items():
-                    running.setdefault(k, []).append(v)
                 last = step == cfg["steps"]
                 if step % self.config["log_every"] == 0 or last:
                     now = time.perf_counter()
                     row = {"stage": name, "step": step, "time": time.time(), "lr": opt["main"].param_groups[0]["lr"],
-                           "steps_per_s": (step - n_last) / max(now - t_last, 1e-9),
-                           **{k: float(np.mean(v)) for k, v in running.items()}}
-                    t_last, n_last, running = now, step, {}
+                           "steps_per_s": (step - n_last) / max(now - t_last, 1e-9), **running.take()}
+                    t_last, n_last = now, step
                     if step % self.config["val_every"] == 0 or last:
                         self.recalibrate_batchnorm(name)
                         row.update(self.validate())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handtrack.inference import skeleton
-from handtrack.inference.camera import Intrinsics
+from handtrack.inference.camera import Intrinsics, deproject
 from handtrack.inference.handmodel import kinematics, params, surface
 from handtrack.inference.handmodel.kinematics import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -89,7 +89,7 @@ def sample_palm_position(rng: np.random.Generator, K: Intrinsics, z_range=(350.0
     z = rng.uniform(*z_range)
     u = rng.uniform(0.1, 0.9) * K.width
     v = rng.uniform(0.1, 0.9) * K.height
-    return np.array([(u - K.cx) * z / K.fx, (v - K.cy) * z / K.fy, z])
+    return deproject((u, v), z, K)
 
 
 def hand_pose(articulation: np.ndarray, shape: np.ndarray, R: np.ndarray, palm: np.ndarray,
