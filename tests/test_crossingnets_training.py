@@ -169,6 +169,7 @@ def test_refine_trains_the_pose_route_alone_with_a_decaying_learning_rate(full_r
 
 # --- 2. resume ------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_after_a_shorter_joint_stage_reproduces_the_uninterrupted_run(full_run, tmp_path):
     short = copy.deepcopy(full_run["raw"])
     short["stages"]["joint"]["steps"] = 2
@@ -314,6 +315,7 @@ def test_no_labelled_samples_at_all_is_an_error(shards):
 
 # --- 5. DistributedDataParallel under torchrun ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(shards, tmp_path):
     """Two gloo processes. Rank 0 draws the batches a single process draws, so rank 0's weights equal the
     single-process run's exactly unless DDP really averaged in rank 1's gradients."""
@@ -345,6 +347,7 @@ def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(sh
 
 # --- 6. the semi-supervised experiment runner -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_semisup_runs_three_models_per_fraction_and_resumes(shards, tmp_path):
     from handtrack.training.crossingnets.semisup import run_experiment
 

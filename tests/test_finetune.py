@@ -69,6 +69,7 @@ def test_each_method_trains_a_few_steps_and_moves_the_weights(user, tmp_path, me
         assert 0.0 <= trainer.pseudo_stats[-1]["kept_share"] <= 1.0
 
 
+@pytest.mark.slow
 def test_finetune_command_combined_exports_a_model_the_tracker_runs(user, tmp_path):
     from handtrack.app.cli import main
     from handtrack.inference.sources import open_source
@@ -96,6 +97,7 @@ def test_finetune_command_combined_exports_a_model_the_tracker_runs(user, tmp_pa
     assert main(["finetune", "--sessions", str(user["session"]), "--out", str(out), "--quiet"]) == 2
 
 
+@pytest.mark.slow
 def test_resume_goes_on_from_the_last_checkpoint(user, tmp_path):
     first = _trainer(["semihand"], user, tmp_path)
     first.run()

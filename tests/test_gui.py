@@ -218,6 +218,7 @@ def test_record_button_records_a_session_with_elapsed_frames_and_size(qtbot, ope
         assert len(list(replay)) == window.tracking.status["record_stats"]["frames"] >= 15
 
 
+@pytest.mark.slow
 def test_finetune_button_tunes_on_the_saved_session_and_offers_the_model(qtbot, open_gui, tmp_path):
     """Record, then "Fine-tune on this session": it trains in the background (shortened here to two steps on a
     small labelled side), shows progress, and the tuned model joins the picker and tracks."""

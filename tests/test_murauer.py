@@ -162,6 +162,7 @@ def test_real_data_comes_from_shards_frames_and_pairs(shards):
     assert (real & synth).sum() / max(synth.sum(), 1) > 0.5
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(shards, tmp_path):
     raw = raw_config(shards, pretrain=2, adapt=2, real=False)
     straight = write(tmp_path / "a.json", raw)
@@ -220,6 +221,7 @@ def test_resuming_with_another_model_is_refused(trained, shards, tmp_path):
     assert code != 0
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_averages_the_gradients(shards, tmp_path):
     """Rank 0 draws the batches a single process draws, so its weights differ from the single-process run's
     only if rank 1's gradients were averaged in."""
@@ -238,6 +240,7 @@ def test_torchrun_with_two_processes_averages_the_gradients(shards, tmp_path):
     assert any(not torch.allclose(ddp[k], single[k]) for k in weights)
 
 
+@pytest.mark.slow
 def test_the_experiment_scores_both_methods_and_continues_where_it_stopped(shards, tmp_path):
     args = ["train", "murauer-experiment", "--source", shards["source"], "--target", shards["target"],
             "--target-test", shards["target"], "--out", tmp_path / "exp", "--fractions", "0", "25",

@@ -514,6 +514,7 @@ def test_a_png_folders_depth_unit_and_camera_are_given_on_the_command_line(tmp_p
     assert "no option 'depth_unit_mm'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_soak_samples_memory_and_rate_with_subscriber_and_recorder(tmp_path):
     """A few seconds of the soak benchmark: samples come, the subscriber hears the messages, the rotated
     recordings are cleaned up."""

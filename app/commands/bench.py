@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks: the tracker (default), synthetic data throughput (synth)",
+    p = sub.add_parser("bench", help="benchmarks: the tracker (default), synth (synthetic data), gui, stream, record, "
+                                       "soak (hours)",
                        description="Benchmarks. Without a TARGET: the tracker's per-stage latency, end-to-end FPS "
                                    "and peak memory. Pin to one core with `taskset -c 0` for single-core figures.")
     from handtrack.app.commands import bench_tracker

@@ -12,7 +12,9 @@ from handtrack.inference.errors import HandtrackError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="synthetic data: render shards (synth), detector frames (frames), compare with real crops (compare), fit the pose prior (fit-prior)",
+    p = sub.add_parser("data", help="synthetic data: render shards (synth), detector frames (frames), the fine-tuning "
+                                    "user (user-domain), compare with real crops (compare), fit the pose prior "
+                                    "(fit-prior)",
                        description="Synthetic training data.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -56,12 +58,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     c = dsub.add_parser("compare", help="picture of real NYU/SR305 crops beside synthetic crops of each sensor")
     c.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared real data folder")
-    c.add_argument("--out", type=Path, default=Path("docs/figures/real_vs_synth.png"))
+    c.add_argument("--out", type=Path, default=Path("runs/real_vs_synth.png"),
+                   help="the figure to write (default runs/real_vs_synth.png; the README's is docs/figures/)")
     c.set_defaults(run=run_compare)
 
-    f = dsub.add_parser("fit-prior", help="fit the hand model to the NYU poses and rebuild the pose prior")
+    f = dsub.add_parser("fit-prior", help="fit the hand model to the NYU poses and rebuild the pose prior",
+                        description="Calibrate where the NYU points sit on the hand model, fit all NYU poses and "
+                                    "fit the pose prior to them. Writes under runs/prior/ unless told otherwise; "
+                                    "to replace the packaged files, name them: --out training/synth/pose_prior.npz "
+                                    "--keypoints inference/handmodel/keypoints_nyu.json.")
     f.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with nyu/test_joints36_uvd.npz")
-    f.add_argument("--out", type=Path, help="prior file to write (default: the packaged one)")
+    f.add_argument("--out", type=Path, default=Path("runs/prior/pose_prior.npz"), metavar="FILE",
+                   help="the prior to write (default runs/prior/pose_prior.npz)")
+    f.add_argument("--keypoints", type=Path, default=Path("runs/prior/keypoints_nyu.json"), metavar="FILE",
+                   help="the calibrated NYU keypoints to write (default runs/prior/keypoints_nyu.json)")
     f.add_argument("--json", type=Path, help="write the fit report here")
     f.set_defaults(run=run_fit_prior)
 
@@ -174,8 +184,12 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_fit_prior(args: argparse.Namespace) -> int:
-    from handtrack.training.synth.pose_prior import build_prior
-    report = build_prior(args.data, args.out)
+    from handtrack.training.synth.pose_prior import NYU_JOINTS_FILE, build_prior
+    if not (args.data / NYU_JOINTS_FILE).is_file():
+        raise HandtrackError(f"no {NYU_JOINTS_FILE} under {args.data}; pass --data DIR (the shared data folder)")
+    for path in (args.out, args.keypoints):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    report = build_prior(args.data, args.out, keypoints_path=args.keypoints)
     text = json.dumps(report, indent=2, default=float)
     if args.json:
         args.json.write_text(text)

@@ -18,6 +18,8 @@ def add_tracker(targets) -> None:
     add_model(p)
     p.add_argument("--refine-passes", type=int, default=0, help="extra pose passes re-centred on the predicted palm")
     p.add_argument("--no-centre-refine", action="store_true", help="use the localiser's centre as it is")
+    p.add_argument("--no-finder", action="store_true",
+                   help="the nearest-object rule alone, presence from the plausibility (for comparison)")
     p.add_argument("--demo-frames", type=int, default=200, help="demo frames scored against their ground truth")
     add_data(p, holding="nyu/ and realsense_sr305/")
     add_outputs(p, json="the results", png="the overlays of every frame")
@@ -36,15 +38,18 @@ def run_tracker(args: argparse.Namespace) -> int:
             raise HandtrackError(f"no {sub} under {args.data}; pass --data DIR (the folder holding nyu/ and "
                                  "realsense_sr305/)")
     options = TrackerOptions(model=args.model, refine_passes=args.refine_passes, smoothing=None,
-                             centre_refine=not args.no_centre_refine)
+                             centre_refine=not args.no_centre_refine, finder=not args.no_finder)
     probe = HandTracker(options)
     cube_mm, refiner = probe.cube_mm, probe.centre_model is not None
+    # Without the presence net the tracker's presence is the plausibility itself: one column then, not two.
+    presence_net = probe.presence_model is not None
     r = eval_tracker_real(options, args.data)
     demo = eval_tracker_demo(options, args.demo_frames) if args.demo_frames > 0 else None
     nyu, sr305 = r["nyu"], r["sr305"]
     found = sum(row["hand_found"] for row in sr305)
     out = {"benchmark": "tracker_on_real_frames", "model": args.model, "refine_passes": args.refine_passes,
-           "centre_refiner": refiner, "demo": demo,
+           "centre_refiner": refiner, "presence_from": "presence net" if presence_net else "plausibility",
+           "demo": demo,
            "nyu": {"present": nyu["present"], "presence": nyu["presence"],
                    "centre_error_mm": nyu.get("centre_error_mm"),
                    **({"joint_error": nyu["summary"].to_dict()} if "summary" in nyu else {})},
@@ -54,7 +59,8 @@ def run_tracker(args: argparse.Namespace) -> int:
                                                             "hand_found", "palm_px", "palm_dz_mm")}
                                    for row in sr305]}}
     print(f"tracker: {args.model}, centre refiner {'on' if refiner else 'off'}, a pass re-centred on the predicted "
-          f"palm when a hand is found anew, {args.refine_passes} more on every frame; no ground-truth centre")
+          f"palm when a hand is found anew, {args.refine_passes} more on every frame; no ground-truth centre; "
+          + ("presence: the presence net's p(hand)" if presence_net else "no presence net: presence = plausibility"))
     if demo:
         print(f"  demo, {demo['frames']} frames: localiser centre {demo['localiser_centre_error_mm']['mean']:.1f} mm "
               f"from the palm, crop centre {demo['crop_centre_error_mm']['mean']:.1f} mm, "
@@ -62,14 +68,16 @@ def run_tracker(args: argparse.Namespace) -> int:
               f"{demo['joint_error_mm']['median']:.1f}), missed {demo['missed']}")
     if "summary" in nyu:
         print(f"  NYU frame 1: crop centre {nyu['centre_error_mm']:.1f} mm from the labelled palm; "
-              f"14-joint mean error {nyu['summary'].mean_error_mm:.2f} mm; presence {nyu['presence']:.2f}")
+              f"14-joint mean error {nyu['summary'].mean_error_mm:.2f} mm; "
+              f"{'presence' if presence_net else 'plausibility'} {nyu['presence']:.2f}")
     else:
         print("  NYU frame 1: no hand found")
     for row in sr305:
         where = (f"{row['palm_px']:5.1f} px / {row['palm_dz_mm']:5.1f} mm from the annotated palm"
                  if "palm_px" in row else "no hand")
+        presence = f"presence {row['presence']:.2f}  " if presence_net else ""
         print(f"  {row['frame']:<22} found {'yes' if row['hand_found'] else 'NO ':<4} {where}   "
-              f"presence {row['presence']:.2f}  plausibility {row.get('plausibility', 0.0):.2f}")
+              f"{presence}plausibility {row.get('plausibility', 0.0):.2f}")
     print(f"  SR305: hand found on {found}/{len(sr305)} frames, mean plausibility "
           f"{out['sr305']['mean_plausibility']:.3f}")
     if args.json:

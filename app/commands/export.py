@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)
     c = methods.add_parser("crossingnets", help="Crossing Nets: pose route and render routes")
     c.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (e.g. runs/NAME/last.pt)")
-    c.add_argument("--out", type=Path, default=Path("models_onnx"), help="output folder (default models_onnx/)")
+    _add_out(c)
     c.add_argument("--name", default="crossingnets", help="file name prefix (default crossingnets)")
     c.add_argument("--version", help="model version written into the metadata (default NAME-1)")
     c.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data, for real parity crops")
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 
     m = methods.add_parser("murauer", help="MURAUER: the pose route p(m(f(x))) and a centre refiner beside it")
     m.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (e.g. runs/NAME/final.pt)")
-    m.add_argument("--out", type=Path, default=Path("models_onnx"), help="output folder (default models_onnx/)")
+    _add_out(m)
     m.add_argument("--name", default="murauer", help="file name prefix (default murauer)")
     m.add_argument("--version", help="model version written into the metadata (default NAME-1)")
     m.add_argument("--centre", default="crossingnets",
@@ -40,13 +40,23 @@ def add_parser(sub) -> None:
     m.set_defaults(run=run_murauer)
 
 
+def _add_out(p: argparse.ArgumentParser) -> None:
+    # Under runs/ by default: the shipped models (models_onnx/) are replaced only when named.
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output folder (default runs/NAME_onnx; models_onnx replaces the shipped model)")
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    return args.out or Path("runs") / f"{args.name}_onnx"
+
+
 def run_crossingnets(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="export")
     require("onnxscript", extra="train", feature="ONNX export")
     from handtrack.training.crossingnets.export import export_checkpoint, parity, parity_inputs
 
     _quiet_exporter()
-    files = export_checkpoint(args.checkpoint, args.out, args.name, args.version)
+    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version)
     return _report(files, parity(args.checkpoint, files, parity_inputs(args.data)), args.json)
 
 
@@ -57,7 +67,7 @@ def run_murauer(args: argparse.Namespace) -> int:
 
     _quiet_exporter()
     centre = None if args.centre == "none" else args.centre
-    files = export_checkpoint(args.checkpoint, args.out, args.name, args.version, centre)
+    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version, centre)
     return _report(files, parity(args.checkpoint, files["pose"], args.data), args.json)
 
 

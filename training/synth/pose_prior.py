@@ -112,6 +112,7 @@ def calibrate_nyu_keypoints(xyz: np.ndarray, rounds: int = 6, every: int = 8, it
         history.append(round(float(np.median(fit.residual_mm)), 3))
     report = {"frames": len(targets), "rounds": rounds, "median_residual_mm_per_round": history,
               "point_residual_mm": dict(zip(ks.names, np.round(point_residual, 2).tolist()))}
+    ks = kp.KeypointSet.from_json_dict(ks.to_json_dict(), ks.names)  # the set as its file holds it (rounded)
     if out_path is not None:
         note = (f"Calibrated by handtrack.training.synth.pose_prior.calibrate_nyu_keypoints: {rounds} rounds of "
                 f"fitting the model to every {every}th frame of the NYU test split (36 joints, {len(targets)} frames, "
@@ -251,17 +252,19 @@ def _stats(x: np.ndarray) -> dict:
 def build_prior(data_dir: str | Path, out_path: str | Path | None = None, components: int = 16,
                 spread_deg: float = 5.0, calibrate: bool = True, keypoints_path: str | Path | None = kp.NYU_JSON,
                 seed: int = 0, progress: bool = True) -> dict:
-    """Calibrate the NYU points (unless calibrate=False: use the shipped ones), fit all NYU poses, fit the
-    prior and save it to out_path (default: the packaged pose_prior.npz). Returns a report."""
+    """Calibrate the NYU points (unless calibrate=False: use the shipped ones) and save them to keypoints_path,
+    fit all NYU poses with them, fit the prior and save it to out_path (default: the packaged pose_prior.npz).
+    Returns a report."""
     start = time.perf_counter()
     xyz = load_nyu_xyz(data_dir)
     report: dict = {"frames": len(xyz)}
+    keypoints: kp.KeypointSet | str = "nyu36"
     if calibrate:
-        _, report["calibration"] = calibrate_nyu_keypoints(xyz, out_path=keypoints_path, progress=progress)
+        keypoints, report["calibration"] = calibrate_nyu_keypoints(xyz, out_path=keypoints_path, progress=progress)
     report["calibration_seconds"] = round(time.perf_counter() - start, 1)
 
     t0 = time.perf_counter()
-    fit = fit_to_joints(xyz, "nyu36", progress=progress)
+    fit = fit_to_joints(xyz, keypoints, progress=progress)
     report["fit_seconds"] = round(time.perf_counter() - t0, 1)
     report["residual_nyu36_mm"] = _stats(fit.residual_mm)
     report["residual_nyu14_subset_mm"] = _stats(np.nanmean(fit.per_joint[:, list(skeleton.NYU14_FROM_36)], 1))
