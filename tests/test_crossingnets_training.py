@@ -27,7 +27,7 @@ from handtrack.training.synth.generator import SynthConfig, generate_shard  # no
 from handtrack.training.synth.pose_prior import PosePrior  # noqa: E402
 
 N_TRAIN, N_VAL = 300, 48
-STEPS = {"vae": 4, "gan": 3, "ali": 6, "joint": 4, "refine": 3}
+STEPS = {"vae": 4, "gan": 3, "ali": 6, "joint": 4, "render": 3, "refine": 3}
 STAGE_LR_REFINE = make_config()["stages"]["refine"]["lr"]
 
 
@@ -63,7 +63,8 @@ def tiny_config(shards, **steps) -> dict:
         "data": {"sources": [{"path": str(shards["train"]), "labelled_fraction": 0.5}],
                  "val": {"path": str(shards["val"]), "limit": N_VAL}},
         "stages": {"vae": {"steps": s["vae"], "batch": 32}, "gan": {"steps": s["gan"], "batch": 8},
-                   "ali": {"steps": s["ali"]}, "joint": {"steps": s["joint"]}, "refine": {"steps": s["refine"]}},
+                   "ali": {"steps": s["ali"]}, "joint": {"steps": s["joint"]},
+                   "render": {"steps": s["render"], "batch": 8}, "refine": {"steps": s["refine"]}},
         "batch": {"labelled": 8, "unlabelled": 4, "synth": 4},
         "log_every": 2, "val_every": 4, "ckpt_every": 4,
     }
@@ -108,7 +109,7 @@ def assert_one_error_line(code: int, err: str, *needles: str) -> str:
 
 @pytest.fixture(scope="module")
 def full_run(shards, tmp_path_factory) -> dict:
-    """The uninterrupted reference run: all four stages, through the CLI."""
+    """The uninterrupted reference run: every stage, through the CLI."""
     root = tmp_path_factory.mktemp("cn_full")
     raw = tiny_config(shards)
     config = write_config(root / "tiny.json", raw)
@@ -151,10 +152,25 @@ def test_full_schedule_writes_checkpoints_config_curves_and_a_finite_result(full
                            load(out / "vae_end.pt")["model"]["gen.fc.0.weight"])
 
 
+def test_render_trains_ali_and_the_generator_alone(full_run):
+    """The render stage moves Ali and the generator only (the pose route and the GAN head stay), by the
+    reconstruction loss, with the learning rate on the cosine."""
+    before = load(full_run["out"] / "joint_end.pt")["model"]
+    after = load(full_run["out"] / "render_end.pt")
+    moved = {k for k in before if k.endswith("weight") and not torch.equal(before[k], after["model"][k])}
+    assert moved and all(k.startswith(("ali.", "gen.")) for k in moved), sorted(moved)
+    assert any(k.startswith("ali.") for k in moved) and any(k.startswith("gen.") for k in moved)
+    lr, steps = make_config()["stages"]["render"]["lr"], STEPS["render"]
+    assert after["optim"]["render"]["param_groups"][0]["lr"] == pytest.approx(
+        0.5 * lr * (1 + math.cos(math.pi * (steps - 1) / steps)))
+    rows = [r for r in after["history"] if r["stage"] == "render"]
+    assert rows and all(math.isfinite(r["render"]) for r in rows)
+
+
 def test_refine_trains_the_pose_route_alone_with_a_decaying_learning_rate(full_run):
     """The refine stage moves the trunk and the posterior head only, and its learning rate follows the cosine
     down to (nearly) 0 by its last step."""
-    before = load(full_run["out"] / "joint_end.pt")["model"]
+    before = load(full_run["out"] / "render_end.pt")["model"]
     after = load(full_run["out"] / "refine_end.pt")
     moved = {k for k in before if k.endswith("weight") and not torch.equal(before[k], after["model"][k])}
     assert moved, "refine changed nothing"
@@ -173,6 +189,7 @@ def test_refine_trains_the_pose_route_alone_with_a_decaying_learning_rate(full_r
 def test_resume_after_a_shorter_joint_stage_reproduces_the_uninterrupted_run(full_run, tmp_path):
     short = copy.deepcopy(full_run["raw"])
     short["stages"]["joint"]["steps"] = 2
+    short["stages"]["render"]["steps"] = 0
     short["stages"]["refine"]["steps"] = 0
     out = tmp_path / "run"
     code, _, err = train(write_config(tmp_path / "short.json", short), out)
@@ -319,7 +336,7 @@ def test_no_labelled_samples_at_all_is_an_error(shards):
 def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(shards, tmp_path):
     """Two gloo processes. Rank 0 draws the batches a single process draws, so rank 0's weights equal the
     single-process run's exactly unless DDP really averaged in rank 1's gradients."""
-    raw = tiny_config(shards, vae=2, gan=2, ali=2, joint=2, refine=2)
+    raw = tiny_config(shards, vae=2, gan=2, ali=2, joint=2, render=2, refine=2)
     config = write_config(tmp_path / "ddp.json", raw)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
@@ -335,7 +352,7 @@ def test_torchrun_with_two_processes_trains_one_model_with_averaged_gradients(sh
     assert json.loads((tmp_path / "ddp.json.out").read_text()) == result
     assert math.isfinite(result["val_mm"]) and math.isfinite(result["vae_floor_mm"])
     ddp = load(tmp_path / "ddp" / "last.pt")
-    assert ddp["position"] == {"stage": 4, "step": 2}
+    assert ddp["position"] == {"stage": len(STAGES) - 1, "step": 2}
     assert all(torch.isfinite(t).all() for t in ddp["model"].values() if t.is_floating_point())
 
     code, _, err = train(config, tmp_path / "single")

@@ -10,7 +10,7 @@ from pathlib import Path
 from handtrack.inference.errors import HandtrackError
 from handtrack.training.configfile import merge, read_object, resolve_path
 
-STAGES = ("vae", "gan", "ali", "joint", "refine")
+STAGES = ("vae", "gan", "ali", "joint", "render", "refine")
 
 DEFAULTS: dict = {
     "name": "crossingnets",
@@ -31,6 +31,9 @@ DEFAULTS: dict = {
         "ali": {"steps": 500, "lr": 1e-3, "head_lr_scale": 10.0},
         # Algorithm 1: joint discriminator / generator updates.
         "joint": {"steps": 2000, "lr": 1e-3},
+        # Not in the paper (0 = off): Ali and the generator alone by the clipped reconstruction loss on labelled
+        # crops, batch `batch`, the learning rate decayed to 0 along a cosine.
+        "render": {"steps": 0, "lr": 1e-3, "batch": 64},
         # Not in the paper (0 = off): the pose route alone (trunk + posterior head) on labelled crops, L_pos plus
         # joint_weight x the error of the decoded joints, its learning rate decayed to 0 along a cosine.
         "refine": {"steps": 0, "lr": 1e-3, "joint_weight": 1.0},

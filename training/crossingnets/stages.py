@@ -5,6 +5,7 @@
   ali    Ali by the clipped reconstruction loss (generator frozen), posterior + smoothness heads at 10x lr
   joint  Algorithm 1: a discriminator update (L_pos + L_smo + L_gan) and a generator update
          (L_recons + L_smo + feature matching) per iteration
+  render (not in the paper, off by default) Ali and the generator alone by the clipped reconstruction loss
   refine (not in the paper, off by default) the pose route alone, L_pos + decoded-joint error, learning rate
          decayed to 0
 
@@ -84,6 +85,18 @@ class AliLoss(nn.Module):
     def forward(self, z: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         synth = self.gen.module(self.ali(z))
         return losses.clipped_reconstruction(synth, real, self.tau), synth
+
+
+class RenderLoss(nn.Module):
+    """Eq. 6 with Ali and the generator both trained: the render route alone draws labelled crops."""
+
+    def __init__(self, model: CrossingNets, tau: float):
+        super().__init__()
+        self.ali, self.gen = model.ali, model.gen
+        self.tau = tau
+
+    def forward(self, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return losses.clipped_reconstruction(self.gen(self.ali(z)), real, self.tau)
 
 
 class DiscriminatorLoss(nn.Module):
@@ -173,6 +186,12 @@ class Stage:
 
     def step(self, rng: np.random.Generator) -> dict[str, float]:
         raise NotImplementedError
+
+    def _cosine_lr(self, opt: torch.optim.Optimizer) -> None:
+        """The stage's learning rate decayed to 0 along a cosine over its steps."""
+        lr = 0.5 * self.cfg["lr"] * (1 + math.cos(math.pi * self.t.position["step"] / self.cfg["steps"]))
+        for group in opt.param_groups:
+            group["lr"] = lr
 
     @staticmethod
     def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -290,6 +309,25 @@ class JointStage(Stage):
         return {**{k: v.item() for k, v in d_parts.items()}, **{k: v.item() for k, v in g_parts.items()}}
 
 
+class RenderStage(Stage):
+    """Not in the paper: after Algorithm 1, Ali and the generator alone learn to draw the labelled crops from
+    their latents (L_recons, eq. 6), the discriminator untouched. Algorithm 1 gives the generator batch.synth
+    reconstructions per iteration at the cost of three discriminator heads; on a CPU budget that is too few for
+    fingers to appear (docs/training.md). The pose route is unaffected."""
+
+    def __init__(self, t, cfg):
+        super().__init__(t, cfg)
+        self.loss = t.replicate(RenderLoss(t.model, t.config["recons_tau"]))
+        self.optimizers["render"] = _adam(list(t.model.ali.parameters()) + list(t.model.gen.parameters()), cfg["lr"])
+
+    def step(self, rng):
+        self._cosine_lr(self.optimizers["render"])
+        x_l, z_l = self.t.labelled_batch(rng, self.cfg["batch"])
+        loss = self.loss(z_l, x_l)
+        self._update(self.optimizers["render"], loss)
+        return {"render": loss.item()}
+
+
 class RefineStage(Stage):
     """Not in the paper: after Algorithm 1, the pose route alone learns on the labelled crops with a cosine
     learning-rate decay. On a CPU budget the joint stage sees each labelled crop about once; this stage spends
@@ -302,13 +340,12 @@ class RefineStage(Stage):
         self.d_loss, self.optimizers["dis"] = _pose_route_training(t, cfg["lr"], cfg["joint_weight"])
 
     def step(self, rng):
-        lr = 0.5 * self.cfg["lr"] * (1 + math.cos(math.pi * self.t.position["step"] / self.cfg["steps"]))
-        for group in self.optimizers["dis"].param_groups:
-            group["lr"] = lr
+        self._cosine_lr(self.optimizers["dis"])
         x_l, z_l = self.t.labelled_batch(rng, self.t.batch_sizes["labelled"])
         loss, parts = self.d_loss(x_l, z_l)
         self._update(self.optimizers["dis"], loss)
         return {k: v.item() for k, v in parts.items()}
 
 
-STAGE_CLASSES = {"vae": VaeStage, "gan": GanStage, "ali": AliStage, "joint": JointStage, "refine": RefineStage}
+STAGE_CLASSES = {"vae": VaeStage, "gan": GanStage, "ali": AliStage, "joint": JointStage, "render": RenderStage,
+                 "refine": RefineStage}
