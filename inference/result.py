@@ -7,7 +7,7 @@ working when a tracker fills more than one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -53,16 +53,9 @@ class HandResult:
     frame_meta: dict = field(default_factory=dict)
     joint_names: tuple[str, ...] = JOINT_NAMES
 
-    present = _first_hand("present")
-    presence = _first_hand("presence")
-    handedness = _first_hand("handedness")
-    joints_mm = _first_hand("joints_mm")
-    uv = _first_hand("uv")
-    confidence = _first_hand("confidence")
-    centre_mm = _first_hand("centre_mm")
-    plausibility = _first_hand("plausibility")
-    left_probability = _first_hand("left_probability")
-    auto_hand = _first_hand("auto_hand")
-    render_error = _first_hand("render_error")
-    latent = _first_hand("latent")
-    crop = _first_hand("crop")
+
+# Every Hand field reads through on the result (result.present, result.joints_mm, ...): one property each, made from
+# the Hand's own field list so a field added to Hand is readable on the result without a second list to keep.
+for _field in fields(Hand):
+    setattr(HandResult, _field.name, _first_hand(_field.name))
+del _field

@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import skeleton
+from ..closing import ClosedByWith
 from ..crop import DEFAULT_CUBE_MM, DEFAULT_SIZE, CropWindow, crop_and_normalise, normalise_joints
 from ..frame import DepthFrame
 from ..recording.reader import META_PREDICTION, SessionReader
@@ -39,7 +40,7 @@ class SessionCrop:
     frame_id: str
 
 
-class SessionDataset:
+class SessionDataset(ClosedByWith):
     def __init__(self, path: str | os.PathLike, camera: str | int | None = None, min_presence: float | None = None):
         """min_presence: keep only frames whose recorded prediction found a hand with at least this presence
         (None: every frame, with or without a prediction)."""
@@ -90,9 +91,3 @@ class SessionDataset:
 
     def close(self) -> None:
         self.reader.close()
-
-    def __enter__(self) -> "SessionDataset":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

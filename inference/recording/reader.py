@@ -25,6 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from ..camera import Intrinsics
+from ..closing import ClosedByWith
 from ..errors import HandtrackError, require
 from ..frame import META_SENSOR_FRAME, META_SENSOR_TIME, DepthFrame, StreamInfo
 from . import messages as msg
@@ -63,7 +64,7 @@ class _Parts:
     prediction: object = None
 
 
-class SessionReader:
+class SessionReader(ClosedByWith):
     def __init__(self, path: str | os.PathLike):
         self._mcap_records = require("mcap.records", pip="mcap", feature="reading sessions")
         self._stream_reader = require("mcap.stream_reader", pip="mcap", feature="reading sessions")
@@ -264,12 +265,6 @@ class SessionReader:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> "SessionReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _depth(image, unit_mm: float) -> np.ndarray:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..closing import ClosedByWith
 from ..errors import HandtrackError, require
 from ..frame import META_HOST_TIME, META_INDEX, META_SENSOR_FRAME, META_SENSOR_TIME, META_SOURCE, DepthFrame, StreamInfo
 from . import messages as msg
@@ -89,7 +90,7 @@ def _open_output(path: Path, overwrite: bool) -> io.BufferedWriter:
     return open(path, "wb" if overwrite else "xb")
 
 
-class SessionWriter:
+class SessionWriter(ClosedByWith):
     def __init__(self, path: str | os.PathLike, info: StreamInfo | dict[str, StreamInfo], *, model: str | None = None,
                  compression: str = "auto", queue_frames: int = QUEUE_FRAMES, overwrite: bool = False,
                  metadata: dict[str, str] | None = None):
@@ -174,11 +175,6 @@ class SessionWriter:
                 self._fail(exc)
         self._file_close()
 
-    def __enter__(self) -> "SessionWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # --- the writer thread ------------------------------------------------------------------------------------
     def _run(self) -> None:
