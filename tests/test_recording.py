@@ -51,7 +51,7 @@ def camera_frames(n: int, unit: float = SR305_UNIT, K: Intrinsics = SMALL) -> li
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     """A session of 12 demo frames with the real tracker's predictions, and what went into it."""
-    path = tmp_path_factory.mktemp("tracked") / "demo.mcap"
+    path = tmp_path_factory.mktemp("tracked") / "not_yet" / "demo.mcap"  # the writer makes the folder
     tracker = HandTracker(TrackerOptions(model="crossingnets"))
     frames = demo_frames(12)
     results = [tracker.process(f) for f in frames]
@@ -254,8 +254,8 @@ def test_unwritable_or_existing_output_is_one_line(tmp_path):
     with pytest.raises(HandtrackError, match="exists"):
         SessionWriter(existing, info)
     assert existing.read_bytes() == b"precious"
-    with pytest.raises(HandtrackError, match="cannot create"):
-        SessionWriter(tmp_path / "no" / "such" / "dir.mcap", info)
+    with pytest.raises(HandtrackError, match="cannot create the folder"):
+        SessionWriter(existing / "under_a_file" / "s.mcap", info)  # a missing folder is made; this one cannot be
 
 
 @pytest.mark.parametrize("args, message", [

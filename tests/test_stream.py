@@ -43,7 +43,7 @@ def tracker_factory():
 
 
 def stream_demo(tmp_path, frames: int, tracker, **stream_options) -> list[dict]:
-    path = tmp_path / "out.jsonl"
+    path = tmp_path / "not_yet" / "out.jsonl"  # a file output makes its folder
     output = open_output(str(path))
     with open_source("demo", realtime=False, frames=frames) as source:
         summary = Stream(tracker, [output], log=lambda line: None, **stream_options).run(source)

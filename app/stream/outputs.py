@@ -116,6 +116,7 @@ class FileOutput(Output):
         self.path = path
         self._separator = b"\n" if encoding == "json" else b""  # msgpack objects delimit themselves
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "wb")
         except OSError as exc:
             raise HandtrackError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -121,6 +121,10 @@ class SessionWriter(ClosedByWith):
         self._closed = False
         self._lock = threading.Lock()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # `record --out runs/new/S.mcap` just works
+        except OSError as exc:
+            raise HandtrackError(f"cannot create the folder {self.path.parent}: {exc.strerror or exc}") from None
+        try:
             self._file = _open_output(self.path, overwrite)
         except FileExistsError:
             raise HandtrackError(f"{self.path} exists: record to a new name (or overwrite it explicitly)") from None
