@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 from handtrack.app.cli import main  # noqa: E402
 from handtrack.inference.errors import HandtrackError  # noqa: E402
 from handtrack.training.crossingnets import stages  # noqa: E402
-from handtrack.training.crossingnets.config import STAGES, make_config  # noqa: E402
+from handtrack.training.crossingnets.config import STAGES, load_config, make_config  # noqa: E402
 from handtrack.training.crossingnets.data import load_shards, load_sources  # noqa: E402
 from handtrack.training.synth.generator import SynthConfig, generate_shard  # noqa: E402
 from handtrack.training.synth.pose_prior import PosePrior  # noqa: E402
@@ -384,3 +384,19 @@ def test_semisup_runs_three_models_per_fraction_and_resumes(shards, tmp_path):
     stamp = (tmp_path / "ss" / "full_25" / "last.pt").stat().st_mtime_ns
     assert run_experiment(*args, limits={"val": 16}, quiet=True) == results
     assert (tmp_path / "ss" / "full_25" / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_the_render_loss_is_eq6_or_the_mean_absolute_error_and_nothing_else(tmp_path, shards):
+    from handtrack.training.crossingnets.networks import LATENT, CrossingNets
+
+    model = CrossingNets().eval()
+    z, real = torch.randn(4, LATENT), torch.rand(4, 1, 128, 128) * 2 - 1
+    with torch.no_grad():
+        synth = model.render(z)
+        assert stages.RenderLoss(model, 1.0, "l1")(z, real) == pytest.approx(float((synth - real).abs().mean()))
+        assert stages.RenderLoss(model, 0.01, "recons")(z, real) == pytest.approx(
+            float(torch.clamp((synth - real) ** 2, max=0.01).mean()))
+    raw = tiny_config(shards)
+    raw["stages"]["render"]["loss"] = "l2"
+    with pytest.raises(HandtrackError, match="render.loss"):
+        load_config(write_config(tmp_path / "bad.json", raw))

@@ -31,9 +31,9 @@ DEFAULTS: dict = {
         "ali": {"steps": 500, "lr": 1e-3, "head_lr_scale": 10.0},
         # Algorithm 1: joint discriminator / generator updates.
         "joint": {"steps": 2000, "lr": 1e-3},
-        # Not in the paper (0 = off): Ali and the generator alone by the clipped reconstruction loss on labelled
-        # crops, batch `batch`, the learning rate decayed to 0 along a cosine.
-        "render": {"steps": 0, "lr": 1e-3, "batch": 64},
+        # Not in the paper (0 = off): Ali and the generator alone learn to draw labelled crops, batch `batch`, the
+        # learning rate decayed to 0 along a cosine; loss "recons" (eq. 6, clipped squared error) or "l1".
+        "render": {"steps": 0, "lr": 1e-3, "batch": 64, "loss": "recons"},
         # Not in the paper (0 = off): the pose route alone (trunk + posterior head) on labelled crops, L_pos plus
         # joint_weight x the error of the decoded joints, its learning rate decayed to 0 along a cosine.
         "refine": {"steps": 0, "lr": 1e-3, "joint_weight": 1.0},
@@ -76,6 +76,8 @@ def _check(config: dict, source) -> None:
     if b["synth"] > b["labelled"]:
         raise HandtrackError(f"{source}: batch.synth ({b['synth']}) cannot exceed batch.labelled ({b['labelled']}): "
                              "the generator's tasks take the first batch.synth labelled crops")
+    if config["stages"]["render"]["loss"] not in ("recons", "l1"):
+        raise HandtrackError(f"{source}: stages.render.loss must be \"recons\" or \"l1\"")
     for name, stage in config["stages"].items():
         if stage["steps"] < 0 or stage.get("batch", 1) <= 0 or stage["lr"] <= 0:
             raise HandtrackError(f"{source}: stages.{name} needs steps >= 0, a positive batch and lr")

@@ -88,15 +88,20 @@ class AliLoss(nn.Module):
 
 
 class RenderLoss(nn.Module):
-    """Eq. 6 with Ali and the generator both trained: the render route alone draws labelled crops."""
+    """Ali and the generator both trained: the render route alone draws labelled crops, by eq. 6 (the clipped
+    squared error) or by the mean absolute error, whose optimum is the per-pixel median: where the latent leaves
+    a finger's exact place uncertain, the squared error's mean smears it over the places it could be."""
 
-    def __init__(self, model: CrossingNets, tau: float):
+    def __init__(self, model: CrossingNets, tau: float, loss: str):
         super().__init__()
         self.ali, self.gen = model.ali, model.gen
-        self.tau = tau
+        self.tau, self.l1 = tau, loss == "l1"
 
     def forward(self, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        return losses.clipped_reconstruction(self.gen(self.ali(z)), real, self.tau)
+        synth = self.gen(self.ali(z))
+        if self.l1:
+            return (synth - real).abs().mean()
+        return losses.clipped_reconstruction(synth, real, self.tau)
 
 
 class DiscriminatorLoss(nn.Module):
@@ -317,7 +322,7 @@ class RenderStage(Stage):
 
     def __init__(self, t, cfg):
         super().__init__(t, cfg)
-        self.loss = t.replicate(RenderLoss(t.model, t.config["recons_tau"]))
+        self.loss = t.replicate(RenderLoss(t.model, t.config["recons_tau"], cfg["loss"]))
         self.optimizers["render"] = _adam(list(t.model.ali.parameters()) + list(t.model.gen.parameters()), cfg["lr"])
 
     def step(self, rng):
