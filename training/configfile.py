@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.report import write_json
 
 FREE_FORM = ("meta",)  # keys whose contents are not checked against the defaults
 
@@ -45,4 +46,4 @@ def resolve_path(value: str, config_path: str | Path) -> str:
 
 
 def save_config(config: dict, path: Path) -> None:
-    path.write_text(json.dumps(config, indent=2) + "\n")
+    write_json(path, config)

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.report import write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -121,7 +122,7 @@ def run_synth(args: argparse.Namespace) -> int:
     meta = dict(command=" ".join(["handtrack"] + sys.argv[1:]) if sys.argv else "", n=args.n, shards=n_shards,
                 config=config.__dict__, seconds=round(elapsed, 2))
     try:
-        (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
+        write_json(args.out / "meta.json", meta)
     except OSError as exc:
         raise HandtrackError(f"the shards are written, but {args.out / 'meta.json'} is not: {exc}") from exc
     print(f"wrote {args.n} samples x {args.views} view(s) in {n_shards} shard(s) to {args.out} "
@@ -190,8 +191,7 @@ def run_fit_prior(args: argparse.Namespace) -> int:
     for path in (args.out, args.keypoints):
         path.parent.mkdir(parents=True, exist_ok=True)
     report = build_prior(args.data, args.out, keypoints_path=args.keypoints)
-    text = json.dumps(report, indent=2, default=float)
     if args.json:
-        args.json.write_text(text)
-    print(text)
+        write_json(args.json, report)
+    print(json.dumps(report, indent=2, default=float))
     return 0

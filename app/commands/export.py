@@ -3,10 +3,10 @@ handtrack metadata, checked against torch on random and real crops (needs the tr
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError, require
+from handtrack.inference.report import write_json
 
 # Largest |onnxruntime - torch| accepted on any output (normalised units: 1e-4 of a 125 mm half-cube is 12.5 um).
 PARITY_TOLERANCE = 1e-4
@@ -75,8 +75,7 @@ def _report(files: dict, diffs: dict[str, float], json_path: Path | None) -> int
     worst = max(diffs.values())
     result = {"files": {k: str(v) for k, v in files.items()}, "parity_max_abs": diffs, "tolerance": PARITY_TOLERANCE}
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_path, result)
     for role, path in files.items():
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {role})")
     for k, v in diffs.items():

@@ -14,7 +14,6 @@ Checkpoints (`detector.pt`, `presence.pt` with `last_*.pt` while training) hold 
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import ModelInfo
+from handtrack.inference.report import write_json
 
 from .data import read_frames
 from .frames import DETECT_STRIDE, MAX_DEPTH_MM
@@ -182,7 +182,7 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
                out / "presence.pt")
     result["presence"] = history
     result["temperature"] = temperature
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / "result.json", result)
     return result
 
 

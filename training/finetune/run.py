@@ -8,13 +8,13 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from handtrack.inference.errors import HandtrackError
+from handtrack.inference.report import write_json
 
 from .config import make_config
 from .sessions import load_sessions
@@ -36,7 +36,7 @@ def finetune(sessions: list[str | Path], out: str | Path, start: str = "murauer"
     synthetic = ensure_synthetic(out / "synthetic", config, progress=not quiet)
     trainer = FinetuneTrainer(config, start, crops, synthetic, out, resume=resume, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    write_json(out / "config.json", config)
     before = out / "start" / f"{name}_pose.onnx"
     if not before.exists():  # the unchanged model through the same export: the fair "before"
         before.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def finetune(sessions: list[str | Path], out: str | Path, start: str = "murauer"
         "before": session_plausibility(before, sessions, config["session"]["camera"], plausibility_frames),
         "after": session_plausibility(written["pose"], sessions, config["session"]["camera"], plausibility_frames)}
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "report.json", report)
     plot_report(report, out / "report.png")
     return report
 
