@@ -10,7 +10,6 @@ so the net sees the hand at every offset the localiser produces, with the body a
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from handtrack.inference import skeleton
 from handtrack.inference.crop import normalise_depth
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import ModelInfo
+from handtrack.inference.report import write_json
 from handtrack.training.synth.generator import SynthShards
 
 
@@ -99,7 +99,7 @@ def train(data: list[Path], out: Path, steps: int = 3000, batch: int = 128, lr: 
                 "data": [str(p) for p in data], "steps": steps}, out / "centre.pt")
     result = {"history": history, "final": history[-1], "data": [str(p) for p in data], "train_samples": len(xt),
               "val_samples": val, "steps": steps, "batch": batch, "lr": lr}
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "result.json", result)
     return result
 
 
