@@ -20,6 +20,7 @@ around it holds too little surface, which is how tracking survives a body or a s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -53,15 +54,37 @@ def _points(depth: np.ndarray, K: Intrinsics, stride: int, opts: LocaliserOption
     """Subsampled depth (h, w) with invalid -> 0, and the per-pixel rays' x/z, y/z factors."""
     d = depth[::stride, ::stride]
     d = np.where((d >= opts.min_depth_mm) & (d <= opts.max_depth_mm), d, 0).astype(np.float32)
-    us = np.arange(0, depth.shape[1], stride, dtype=np.float32)
-    vs = np.arange(0, depth.shape[0], stride, dtype=np.float32)
-    return d, np.stack(np.meshgrid(*ray_slopes(us, vs, K)), 0)
+    return d, _rays(K, stride, depth.shape)
+
+
+@lru_cache(maxsize=8)
+def _rays(K: Intrinsics, stride: int, shape: tuple[int, int]) -> np.ndarray:
+    """(2, h, w) x/z and y/z of every stride-th pixel: the same for every frame of a camera, so made once."""
+    us = np.arange(0, shape[1], stride, dtype=np.float32)
+    vs = np.arange(0, shape[0], stride, dtype=np.float32)
+    rays = np.stack(np.meshgrid(*ray_slopes(us, vs, K)), 0)
+    rays.flags.writeable = False  # shared between calls
+    return rays
+
+
+def _footprint(rays: np.ndarray, centre: np.ndarray, half: float) -> tuple[slice, slice]:
+    """The rows and columns of the subsampled image where the cube around `centre` can appear: between the
+    slopes of its sides seen from its near and far faces. Everything outside is outside the cube."""
+    near, far = max(centre[2] - half, 1.0), centre[2] + half
+    x_lo, x_hi = (centre[0] - half) / np.array([near, far]), (centre[0] + half) / np.array([near, far])
+    y_lo, y_hi = (centre[1] - half) / np.array([near, far]), (centre[1] + half) / np.array([near, far])
+    xs, ys = rays[0, 0], rays[1, :, 0]  # ascending: x/z along a row, y/z down a column
+    u0, u1 = np.searchsorted(xs, x_lo.min()), np.searchsorted(xs, x_hi.max(), side="right")
+    v0, v1 = np.searchsorted(ys, y_lo.min()), np.searchsorted(ys, y_hi.max(), side="right")
+    return slice(v0, v1), slice(u0, u1)
 
 
 def _cube_mean(d: np.ndarray, rays: np.ndarray, centre: np.ndarray, half: float) -> tuple[np.ndarray | None, int]:
     """Mean 3D point of the valid points inside the cube, read only inside the cube's image footprint."""
-    x = rays[0] * d
-    y = rays[1] * d
+    rows, cols = _footprint(rays, centre, half)
+    d = d[rows, cols]
+    x = rays[0, rows, cols] * d
+    y = rays[1, rows, cols] * d
     inside = (d > 0) & (np.abs(d - centre[2]) < half) & (np.abs(x - centre[0]) < half) & (np.abs(y - centre[1]) < half)
     n = int(inside.sum())
     if n == 0:
@@ -120,11 +143,17 @@ def detect(depth: np.ndarray, K: Intrinsics, opts: LocaliserOptions = LocaliserO
     return NONE
 
 
-def track(depth: np.ndarray, K: Intrinsics, seed: np.ndarray, opts: LocaliserOptions = LocaliserOptions()
-          ) -> Localisation:
-    """The centre of mass in the cube around the previous palm, or NONE if the cube holds too little surface."""
+def track(depth: np.ndarray, K: Intrinsics, seed: np.ndarray, opts: LocaliserOptions = LocaliserOptions(),
+          refine: bool = True) -> Localisation:
+    """The centre of mass in the cube around the previous palm, or NONE if the cube holds too little surface.
+    With `refine` False the seed itself is the centre, and only the surface in the cube around it is counted
+    (one pass over the image instead of up to `iterations`; for a caller that keeps the seed anyway)."""
     d, rays = _points(depth, K, opts.stride, opts)
-    centre, n = _refine(d, rays, np.asarray(seed, dtype=np.float64), opts)
+    seed = np.asarray(seed, dtype=np.float64)
+    if refine:
+        centre, n = _refine(d, rays, seed, opts)
+    else:
+        centre, n = (seed, _cube_mean(d, rays, seed, opts.cube_mm / 2)[1])
     if centre is not None and n >= _min_points(opts, K, centre[2]):
         return Localisation(centre, n, "track")
     return NONE

@@ -21,6 +21,7 @@ onnxruntime only: importing this module leaves torch unloaded.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -111,10 +112,13 @@ def decode_depth(depth, K: Intrinsics) -> np.ndarray:
             or depth.dtype == np.bool_:
         raise FrameSkipped("dtype", f"depth of dtype {depth.dtype}; expected millimetres as float or uint16")
     d = depth.astype(np.float32, copy=True)
-    d[~np.isfinite(d) | (d < 0)] = 0.0
-    valid = d[d > 0]
-    if valid.size and float(valid.max()) < METRES_LIKE_MAX:
-        raise FrameSkipped("units", f"depth values are all below {METRES_LIKE_MAX:g} (max {valid.max():.3g}): "
+    if np.issubdtype(depth.dtype, np.floating):
+        d[~np.isfinite(d) | (d < 0)] = 0.0
+    elif np.issubdtype(depth.dtype, np.signedinteger):
+        d[d < 0] = 0.0
+    top = float(d.max())  # the largest valid depth (missing is 0), or 0 when nothing is valid
+    if 0 < top < METRES_LIKE_MAX:
+        raise FrameSkipped("units", f"depth values are all below {METRES_LIKE_MAX:g} (max {top:.3g}): "
                                     "metres rather than millimetres? scale the depth to mm")
     return d
 
@@ -256,9 +260,9 @@ class HandTracker:
         """Where to look: the previous palm, where the cube around it still holds a hand-sized surface; else the
         detector's best palm; else the nearest-object rule (whose crop the presence net then judges)."""
         if self._seed is not None:
-            loc = track(depth, K, self._seed, self.localiser)
+            loc = track(depth, K, self._seed, self.localiser, refine=not self.options.track_from_palm)
             if loc.centre is not None:
-                return Located(self._seed if self.options.track_from_palm else loc.centre, 1.0, None, True)
+                return Located(loc.centre, 1.0, None, True)
         best = 0.0
         if self.detector is not None:
             t = time.perf_counter()
@@ -308,11 +312,13 @@ def _render_name(model: str) -> str:
 
 
 def _beside(model: str, role: str):
-    """The `role` model that goes with a pose model (shipped name or x_pose.onnx path), or None if there is none."""
+    """The `role` model that goes with a pose model (shipped name, or an x_pose.onnx or x_pose_fp32.onnx path), or
+    None if there is none."""
     from handtrack.models_onnx import HERE
 
-    if model.endswith("_pose.onnx"):
-        path = Path(model.replace("_pose.onnx", f"_{role}.onnx"))
+    stem = re.match(r"(.*)_pose(_fp32)?\.onnx$", model)
+    if stem:
+        path = Path(f"{stem.group(1)}_{role}.onnx")
     else:
         path = HERE / f"{model}_{role}.onnx"
     return path if path.is_file() else None

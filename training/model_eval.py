@@ -20,11 +20,12 @@ from handtrack.training.evaluation import EvalSummary, evaluate
 HELD_OUT_SEED = 9_000_001  # training sets use small seeds; this one is for evaluation only
 
 
-def synthetic_test_set(sensor: str, n: int, cube_mm: float, seed: int = HELD_OUT_SEED, size: int = 128) -> dict:
+def synthetic_test_set(sensor: str, n: int, cube_mm: float, seed: int = HELD_OUT_SEED, size: int = 128,
+                       jitter_mm: float = 5.0) -> dict:
     from handtrack.training.synth.generator import SynthConfig, make_sample
     from handtrack.training.synth.pose_prior import PosePrior
 
-    config = SynthConfig(sensor=sensor, cube_mm=cube_mm, size=size, seed=seed)
+    config = SynthConfig(sensor=sensor, cube_mm=cube_mm, size=size, seed=seed, jitter_mm=jitter_mm)
     prior = PosePrior.load()
     depth, centre, joints = (np.zeros((n, size, size), np.float32), np.zeros((n, 3)), np.zeros((n, 21, 3)))
     for i in range(n):

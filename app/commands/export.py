@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     m.add_argument("--centre", default="crossingnets",
                    help="the centre refiner to ship beside it: a shipped model name or a *_centre.onnx path "
                         "(default crossingnets); 'none' for no refiner")
+    m.add_argument("--precision", choices=("int8", "fp32"), default="int8",
+                   help="the tracker's pose file: int8 (default; calibrated on synthetic crops, the float file "
+                        "kept beside it as NAME_pose_fp32.onnx and measured against it) or fp32")
     m.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data, for real parity crops")
     m.add_argument("--json", type=Path, metavar="OUT", help="write the files and parity figures as JSON")
     m.set_defaults(run=run_murauer)
@@ -67,13 +70,23 @@ def run_murauer(args: argparse.Namespace) -> int:
 
     _quiet_exporter()
     centre = None if args.centre == "none" else args.centre
-    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version, centre)
-    return _report(files, parity(args.checkpoint, files["pose"], args.data), args.json)
+    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version, centre, args.precision)
+    float_file = files.get("pose_fp32", files["pose"])
+    extra = {}
+    if "pose_fp32" in files:
+        from handtrack.training.quantize import agreement
+
+        extra["int8"] = agreement(float_file, files["pose"])
+        a = extra["int8"]
+        print(f"int8 against float32 on {a['crops']} held-out crops: joints {a['mean_joint_difference_mm']:.2f} mm "
+              f"apart on average; error {a['int8_error_mm']:.2f} mm (float32 {a['float_error_mm']:.2f} mm)")
+    return _report(files, parity(args.checkpoint, float_file, args.data), args.json, extra)
 
 
-def _report(files: dict, diffs: dict[str, float], json_path: Path | None) -> int:
+def _report(files: dict, diffs: dict[str, float], json_path: Path | None, extra: dict | None = None) -> int:
     worst = max(diffs.values())
-    result = {"files": {k: str(v) for k, v in files.items()}, "parity_max_abs": diffs, "tolerance": PARITY_TOLERANCE}
+    result = {"files": {k: str(v) for k, v in files.items()}, "parity_max_abs": diffs, "tolerance": PARITY_TOLERANCE,
+              **(extra or {})}
     if json_path:
         write_json(json_path, result)
     for role, path in files.items():
