@@ -183,18 +183,40 @@ def test_export_matches_torch_and_the_tracker_runs_the_exported_model(trained, t
     report = json.loads((tmp_path / "export.json").read_text())
     assert max(report["parity_max_abs"].values()) <= report["tolerance"]
     assert (tmp_path / "murauer_centre.onnx").is_file()
+    assert report["files"]["pose_fp32"].endswith("murauer_pose_fp32.onnx")   # parity was the float file's
+    agreement = report["int8"]
+    assert agreement["crops"] > 0 and np.isfinite(agreement["mean_joint_difference_mm"])
 
+    import onnx
     from handtrack.inference.model import read_info
     from handtrack.inference.sources import open_source
     from handtrack.inference.tracker import HandTracker, TrackerOptions
     info = read_info(tmp_path / "murauer_pose.onnx")
     assert info.method == "murauer" and info.training["steps"] == {"pretrain": 3, "adapt": 3}
-    tracker = HandTracker(TrackerOptions(model=str(tmp_path / "murauer_pose.onnx")))
-    assert tracker.centre_model is not None                     # the refiner shipped beside it is used
-    with open_source("demo", frames=3, realtime=False) as source:
-        results = list(tracker.track(source))
-    assert len(results) == 3
-    assert all(r.joints_mm is not None and r.joints_mm.shape == (21, 3) for r in results if r.present)
+    assert info.extra["precision"] == "int8" and read_info(tmp_path / "murauer_pose_fp32.onnx").extra == {}
+    # int8 convolutions, except the last one (the head's per-cell output), whose weights stay float
+    graph = onnx.load(str(tmp_path / "murauer_pose.onnx")).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(c.input[1] in dequantized for c in convs[:-1]) and convs[-1].input[1] not in dequantized
+    assert convs[-1].name == info.extra["kept_float"]
+    for pose in ("murauer_pose.onnx", "murauer_pose_fp32.onnx"):
+        tracker = HandTracker(TrackerOptions(model=str(tmp_path / pose)))
+        assert tracker.centre_model is not None                     # the refiner shipped beside it is used
+        with open_source("demo", frames=3, realtime=False) as source:
+            results = list(tracker.track(source))
+        assert len(results) == 3
+        assert all(r.joints_mm is not None and r.joints_mm.shape == (21, 3) for r in results if r.present)
+
+
+def test_an_int8_model_is_not_quantized_again(trained, tmp_path):
+    from handtrack.training.murauer.export import export_checkpoint
+    from handtrack.training.quantize import quantize_pose
+    files = export_checkpoint(trained / "final.pt", tmp_path, precision="int8")
+    with pytest.raises(HandtrackError, match="already quantized"):
+        quantize_pose(files["pose"], tmp_path / "again.onnx", n_calibration=3)
+    with pytest.raises(HandtrackError, match="precision must be"):
+        export_checkpoint(trained / "final.pt", tmp_path, precision="fp16")
 
 
 # --- errors -------------------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def quantize_pose(float_path: str | Path, out_path: str | Path, n_calibration: i
     float_path, out_path = Path(float_path), Path(out_path)
     info = PoseModel(float_path).info
     if info.extra.get("precision", "float32") != "float32":
-        raise HandtrackError(f"{float_path}: already a {info.extra['precision']} model; quantize the float one")
+        raise HandtrackError(f"{float_path}: already quantized ({info.extra['precision']}); quantize the float file")
     crops = calibration_crops(n_calibration, info.cube_mm, info.input_size, seed)
 
     class Crops(CalibrationDataReader):

@@ -1,6 +1,7 @@
 """One fine-tuning run from sessions to a model the tracker loads, with its report:
 
-    out/<name>_pose.onnx, out/<name>_centre.onnx   the tuned model (--model out/<name>_pose.onnx anywhere)
+    out/<name>_pose.onnx, out/<name>_centre.onnx   the tuned model, int8 (--model out/<name>_pose.onnx anywhere);
+                                                   out/<name>_pose_fp32.onnx its float original
     out/final.pt                                   the tuned weights as a MURAUER checkpoint (fine-tune it again)
     out/report.json, out/report.png                losses, kept pseudo-label share, plausibility before / after
     out/last.pt, out/config.json                   the resumable state; out/synthetic/ the labelled crops
