@@ -11,7 +11,10 @@ def test_doctor_on_the_demo_finds_nothing_wrong(tmp_path, capsys):
     out = tmp_path / "doctor.json"
     assert main(["doctor", "--frames", "12", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "onnxruntime" in text and "murauer-cpu-2" in text and "a hand in 12 of 12 frames" in text
+    from handtrack.inference.model import read_info
+    from handtrack.models_onnx import resolve
+    shipped = read_info(resolve("murauer")).version
+    assert "onnxruntime" in text and f"version {shipped}, int8" in text and "a hand in 12 of 12 frames" in text
     lines = json.loads(out.read_text())["lines"]
     assert {line["topic"] for line in lines} >= {"machine", "model", "source", "depth", "hand", "verdict"}
     assert not [line for line in lines if line["level"] == "PROBLEM"]

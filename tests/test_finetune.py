@@ -89,7 +89,10 @@ def test_finetune_command_combined_exports_a_model_the_tracker_runs(user, tmp_pa
     model = out / "finetuned_pose.onnx"
     assert model == Path(report["model"]) and (out / "finetuned_centre.onnx").is_file()
     tracker = HandTracker(TrackerOptions(model=str(model)))
-    assert tracker.pose_model.info.version == "murauer-cpu-2+semihand+murauer+awh"
+    from handtrack.inference.model import read_info
+    from handtrack.models_onnx import resolve
+    assert tracker.pose_model.info.version == read_info(resolve("murauer")).version + "+semihand+murauer+awh"
+    assert tracker.pose_model.info.extra["precision"] == "int8" and (out / "finetuned_pose_fp32.onnx").is_file()
     with open_source(user["frames"]) as source:
         results = [tracker.process(frame) for frame in source]
     assert sum(r.present for r in results) >= 5

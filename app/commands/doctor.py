@@ -88,7 +88,9 @@ def _model(report: Report, model: str):
         report.add("PROBLEM", "model", str(exc))
         return None
     info = tracker.pose_model.info
-    report.add("ok", "model", f"{tracker.pose_model.path} ({info.method}, version {info.version}): {info.input_size}x"
+    precision = info.extra.get("precision", "float32")
+    report.add("ok", "model", f"{tracker.pose_model.path} ({info.method}, version {info.version}, {precision}): "
+                              f"{info.input_size}x"
                               f"{info.input_size} crops of a {info.cube_mm:g} mm cube -> {len(info.joint_names)} "
                               f"joints ({info.joint_set})", version=info.version)
     refiner = getattr(tracker, "centre_model", None)
