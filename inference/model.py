@@ -131,10 +131,12 @@ class OnnxModel:
 
 
 class PoseModel(OnnxModel):
-    """Normalised crops (B, 1, S, S) -> latent (B, L) and normalised joints (B, J, 3)."""
+    """Normalised crops (B, 1, S, S) -> latent (B, L) and normalised joints (B, J, 3); a pose file may also say
+    which hand the crop holds (a third output `left`, p(left hand), `training/handedness.py`)."""
 
     def __init__(self, path: str | Path, threads: int = 1):
         super().__init__(path, threads, role="pose")
+        self.has_handedness = self.info.outputs[2:] == ("left",)
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -142,7 +144,7 @@ class PoseModel(OnnxModel):
         promises is refused here, in one line, instead of failing at the first frame."""
         S, J = self.info.input_size, len(self.info.joint_names)
         try:
-            latent, joints = self.run(np.ones((1, 1, S, S), np.float32))
+            latent, joints = self.run(np.ones((1, 1, S, S), np.float32))[:2]
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors for a graph that cannot take the input
             raise HandtrackError(f"{self.path}: does not run on the {S}x{S} crops its metadata names "
                                  f"({str(exc).splitlines()[0][:160]})") from exc
@@ -159,8 +161,14 @@ class PoseModel(OnnxModel):
         S = self.info.input_size
         if crops.shape[1:] != (1, S, S):
             raise HandtrackError(f"{self.path.name} takes {S}x{S} crops, got {crops.shape[-2:]}")
-        latent, joints = self.run(crops)
+        latent, joints = self.run(crops)[:2]
         return latent, joints
+
+    def left_probability(self, crop: np.ndarray) -> float | None:
+        """p(left hand) of one crop as it is (not mirrored), where the file has the output; else None."""
+        if not self.has_handedness:
+            return None
+        return float(self.run(np.asarray(crop, np.float32).reshape(1, 1, *crop.shape[-2:]))[2][0, 0])
 
 
 class CentreModel(OnnxModel):

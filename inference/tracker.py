@@ -154,7 +154,7 @@ class HandTracker:
         self.filter = OneEuroFilter(options.smoothing) if options.smoothing else None
         self.stats: Counter = Counter()
         self._seed: np.ndarray | None = None
-        self._left: float | None = None  # the detector's p(left) for the hand being tracked
+        self._left: float | None = None  # p(left) of the hand being tracked (detector and pose model)
         self._index = 0
 
     def reset(self) -> None:
@@ -211,8 +211,9 @@ class HandTracker:
             p_hand = self.presence_model.probability(crop)
             lat["presence"] = (time.perf_counter() - tp) * 1e3  # counted in "infer"
             infer_ms += lat["presence"]
-        if p_left is not None:  # the detector found the hand on this frame: its side holds while it is tracked
-            self._left = p_left
+        if not found.tracked:  # a hand found anew: its side holds while it is tracked
+            pose_left = self.pose_model.left_probability(crop) if self.options.hand == "auto" else None
+            self._left = _which_hand(p_left, pose_left)
         if hand == "auto":  # without the detector's word, a right hand (the pose models are right-hand models)
             hand = "left" if self._left is not None and self._left > 0.5 else "right"
         passes = 1 + self.options.refine_passes + int(self.options.recentre_found and not found.tracked)
@@ -322,6 +323,16 @@ def _beside(model: str, role: str):
     else:
         path = HERE / f"{model}_{role}.onnx"
     return path if path.is_file() else None
+
+
+def _which_hand(detector_left: float | None, pose_left: float | None) -> float | None:
+    """p(left hand) from what there is: the detector's (from the frame around the hand) and the pose model's (from
+    the hand's own shape), their logits averaged where both speak (docs/results.md measures each and both)."""
+    said = [p for p in (detector_left, pose_left) if p is not None]
+    if not said:
+        return None
+    logit = np.mean([np.log(max(p, 1e-6) / max(1.0 - p, 1e-6)) for p in said])
+    return float(1.0 / (1.0 + np.exp(-logit)))
 
 
 def _right_hand_pose(model: PoseModel, crop: np.ndarray, hand: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -305,3 +305,53 @@ def test_murauer_ships_as_the_default_and_render_models_are_not_methods():
     from handtrack.models_onnx import DEFAULT_MODEL, shipped
     assert DEFAULT_MODEL == "murauer" and TrackerOptions().model == "murauer"
     assert shipped() == ["crossingnets", "murauer"]      # not "crossingnets_render_from" (a render model)
+
+
+# --- handedness readout -------------------------------------------------------------------------------------------
+
+def test_the_handedness_readout_folds_its_standardisation_into_its_weights():
+    from handtrack.training.handedness import fit
+    rng = np.random.default_rng(0)
+    features = rng.normal(5.0, 10.0, (600, 8)).astype(np.float32)      # far from zero mean and unit spread
+    left = features[:, 0] > 5.0
+    weights, scores = fit(features, left, hidden=16, epochs=40)
+    assert scores["held_out_accuracy"] > 0.9
+    h = np.maximum(features @ weights["w1"] + weights["b1"], 0)         # what the grafted graph computes
+    assert (((h @ weights["w2"] + weights["b2"])[:, 0] > 0) == left).mean() > 0.9
+
+
+def test_which_hand_averages_what_is_said():
+    from handtrack.inference.tracker import _which_hand
+    assert _which_hand(None, None) is None
+    assert _which_hand(0.9, None) == pytest.approx(0.9) and _which_hand(None, 0.2) == pytest.approx(0.2)
+    assert _which_hand(0.9, 0.1) == pytest.approx(0.5) and _which_hand(0.8, 0.8) == pytest.approx(0.8)
+
+
+def test_a_pose_file_learns_to_say_which_hand_and_the_tracker_reads_it(trained, tmp_path):
+    from handtrack.inference.model import PoseModel
+    from handtrack.inference.sources import open_source
+    from handtrack.inference.tracker import HandTracker, TrackerOptions
+    from handtrack.training.detect.data import write_shard
+    from handtrack.training.murauer.export import export_checkpoint
+
+    files = export_checkpoint(trained / "final.pt", tmp_path, precision="fp32", centre_from="murauer")
+    write_shard(tmp_path / "frames", 0, 40, 40, seed=11)
+    out = tmp_path / "sided_pose.onnx"
+    code, stdout, _ = cli("train", "handedness", "--pose", files["pose"], "--data", tmp_path / "frames",
+                          "--out", out, "--epochs", "3", "--json", tmp_path / "h.json")
+    assert code == 0 and "held-out crops" in stdout
+    assert not PoseModel(files["pose"]).has_handedness                  # the input file is left as it was
+    model = PoseModel(out)
+    assert model.has_handedness and model.info.outputs == ("latent", "joints", "left")
+    assert model.info.extra["handedness"]["train_crops"] > 0
+    p = model.left_probability(np.zeros((128, 128), np.float32))
+    assert 0.0 <= p <= 1.0
+    latent, joints = model.predict(np.zeros((2, 128, 128), np.float32))  # the pose outputs are unchanged
+    assert latent.shape[0] == 2 and joints.shape == (2, 21, 3)
+    code, _, stderr = cli("train", "handedness", "--pose", out, "--data", tmp_path / "frames")
+    assert code != 0 and "already has a 'left' output" in stderr
+    (tmp_path / "sided_centre.onnx").write_bytes(files["centre"].read_bytes())
+    tracker = HandTracker(TrackerOptions(model=str(out)))
+    with open_source("demo", frames=3, realtime=False) as source:
+        results = list(tracker.track(source))
+    assert results[0].hands[0].left_probability is not None

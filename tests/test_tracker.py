@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -205,7 +206,8 @@ def _graph_with_joints_of(tmp_path, last: int):
     from handtrack.inference.model import METADATA_KEY, _session
     from handtrack.models_onnx import resolve
 
-    meta = _session(resolve("murauer"), 1).get_modelmeta().custom_metadata_map[METADATA_KEY]
+    meta = json.loads(_session(resolve("murauer"), 1).get_modelmeta().custom_metadata_map[METADATA_KEY])
+    meta = json.dumps({**meta, "outputs": ["latent", "joints"]})  # the shipped file also says which hand
     const = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
     nodes = [helper.make_node("Flatten", ["crop"], ["flat"], axis=1),
              helper.make_node("Slice", ["flat", "s0", "s8", "ax"], ["latent"]),
