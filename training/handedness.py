@@ -23,6 +23,7 @@ import numpy as np
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import METADATA_KEY, PoseModel
+from handtrack.training.crossingnets.export import save_onnx
 
 LEFT_OUTPUT = "left"
 
@@ -107,13 +108,7 @@ def graft(pose_path: Path, out_path: Path, weights: dict, training: dict) -> Non
     meta["extra"] = {**meta.get("extra", {}), "handedness": training}
     entry.value = json.dumps(meta)
     onnx.checker.check_model(proto)
-    tmp = out_path.with_suffix(".onnx.tmp")
-    try:
-        onnx.save_model(proto, str(tmp))
-        tmp.replace(out_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HandtrackError(f"cannot write {out_path}: {exc.strerror}") from exc
+    save_onnx(proto, out_path)
 
 
 def train_handedness(pose_path: str | Path, folders: list[Path], out_path: str | Path | None = None,

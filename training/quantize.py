@@ -27,6 +27,7 @@ import numpy as np
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import METADATA_KEY, PoseModel
+from handtrack.training.crossingnets.export import save_onnx
 
 CALIBRATION_SEED = 8_000_001   # neither a training seed (small numbers) nor the evaluation's (9_000_001)
 AGREEMENT_SEED = 8_000_002
@@ -97,13 +98,7 @@ def quantize_pose(float_path: str | Path, out_path: str | Path, n_calibration: i
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     proto.doc_string = f"handtrack {info.method} {info.role} model, version {info.version}, int8"
-    tmp_out = out_path.with_suffix(".onnx.tmp")
-    try:
-        onnx.save_model(proto, str(tmp_out))
-        tmp_out.replace(out_path)
-    except OSError as exc:
-        tmp_out.unlink(missing_ok=True)
-        raise HandtrackError(f"cannot write {out_path}: {exc.strerror}") from exc
+    save_onnx(proto, out_path)
     return recipe
 
 

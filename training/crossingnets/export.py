@@ -96,6 +96,13 @@ def write_onnx(module: nn.Module, example: torch.Tensor, inputs: list[str], outp
     entry.key, entry.value = METADATA_KEY, json.dumps(info.to_metadata())
     proto.doc_string = f"handtrack {info.method} {info.role} model, version {info.version}"
     onnx.checker.check_model(proto)
+    save_onnx(proto, path)
+
+
+def save_onnx(proto, path: Path) -> None:
+    """Write a model as one file, atomically: a reader never sees half a file, a failed write leaves none."""
+    import onnx
+
     tmp = path.with_suffix(".onnx.tmp")
     try:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
