@@ -164,11 +164,13 @@ class PoseModel(OnnxModel):
         latent, joints = self.run(crops)[:2]
         return latent, joints
 
-    def left_probability(self, crop: np.ndarray) -> float | None:
-        """p(left hand) of one crop as it is (not mirrored), where the file has the output; else None."""
+    def predict_sided(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """One crop as it is (not mirrored) -> latent (1, L), joints (1, J, 3) and p(left hand), in one run of a
+        file that has the `left` output (`has_handedness`)."""
         if not self.has_handedness:
-            return None
-        return float(self.run(np.asarray(crop, np.float32).reshape(1, 1, *crop.shape[-2:]))[2][0, 0])
+            raise HandtrackError(f"{self.path.name} has no 'left' output (no handedness readout)")
+        latent, joints, left = self.run(np.asarray(crop, np.float32).reshape(1, 1, *crop.shape[-2:]))
+        return latent, joints, float(left[0, 0])
 
 
 class CentreModel(OnnxModel):

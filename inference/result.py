@@ -26,7 +26,7 @@ class Hand:
     confidence: np.ndarray | None = None  # (21,) per-joint plausibility 0..1
     centre_mm: np.ndarray | None = None   # the crop centre the pose came from
     plausibility: float = 0.0             # 0..1, how well the observed depth supports the estimated joints
-    left_probability: float | None = None  # the detector's p(left hand) when it found this hand (kept while tracked)
+    left_probability: float | None = None  # p(left hand) when this hand was found (detector and pose model; kept while tracked)
     auto_hand: bool = False               # handedness was detected (hand="auto"), not configured
     render_error: float | None = None     # mean |synthesized - observed| on hand pixels (normalised depth)
     latent: np.ndarray | None = None      # (1, d) the pose model's latent (the render route's input)

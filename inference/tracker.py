@@ -211,9 +211,13 @@ class HandTracker:
             p_hand = self.presence_model.probability(crop)
             lat["presence"] = (time.perf_counter() - tp) * 1e3  # counted in "infer"
             infer_ms += lat["presence"]
+        as_is = None  # the pose model's (latent, joints, p(left)) on the crop as it is, where it says which hand
         if not found.tracked:  # a hand found anew: its side holds while it is tracked
-            pose_left = self.pose_model.left_probability(crop) if self.options.hand == "auto" else None
-            self._left = _which_hand(p_left, pose_left)
+            if self.options.hand == "auto" and self.pose_model.has_handedness:
+                tp = time.perf_counter()
+                as_is = self.pose_model.predict_sided(crop)
+                infer_ms += (time.perf_counter() - tp) * 1e3
+            self._left = _which_hand(p_left, None if as_is is None else as_is[2])
         if hand == "auto":  # without the detector's word, a right hand (the pose models are right-hand models)
             hand = "left" if self._left is not None and self._left > 0.5 else "right"
         passes = 1 + self.options.refine_passes + int(self.options.recentre_found and not found.tracked)
@@ -222,7 +226,10 @@ class HandTracker:
             if k > 0:
                 crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
             tb = time.perf_counter()
-            model_crop, latent, joints_norm = _right_hand_pose(self.pose_model, crop, hand)
+            if k == 0 and as_is is not None and hand == "right":  # that run already was this pass: not again
+                model_crop, latent, joints_norm = crop, as_is[0], as_is[1][0].astype(np.float64)
+            else:
+                model_crop, latent, joints_norm = _right_hand_pose(self.pose_model, crop, hand)
             joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
             tc = time.perf_counter()
             crop_ms += (tb - ta) * 1e3

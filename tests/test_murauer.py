@@ -344,10 +344,13 @@ def test_a_pose_file_learns_to_say_which_hand_and_the_tracker_reads_it(trained, 
     model = PoseModel(out)
     assert model.has_handedness and model.info.outputs == ("latent", "joints", "left")
     assert model.info.extra["handedness"]["train_crops"] > 0
-    p = model.left_probability(np.zeros((128, 128), np.float32))
+    crop = np.random.default_rng(0).uniform(-1, 1, (128, 128)).astype(np.float32)
+    latent, joints, p = model.predict_sided(crop)
     assert 0.0 <= p <= 1.0
-    latent, joints = model.predict(np.zeros((2, 128, 128), np.float32))  # the pose outputs are unchanged
-    assert latent.shape[0] == 2 and joints.shape == (2, 21, 3)
+    plain = PoseModel(files["pose"]).predict(crop)                      # the pose outputs are unchanged
+    assert np.array_equal(latent, plain[0]) and np.array_equal(joints, plain[1])
+    with pytest.raises(HandtrackError, match="no 'left' output"):
+        PoseModel(files["pose"]).predict_sided(crop)
     code, _, stderr = cli("train", "handedness", "--pose", out, "--data", tmp_path / "frames")
     assert code != 0 and "already has a 'left' output" in stderr
     (tmp_path / "sided_centre.onnx").write_bytes(files["centre"].read_bytes())
