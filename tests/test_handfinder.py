@@ -101,11 +101,11 @@ def _sr305(i=0):
 
 
 def test_the_finder_finds_the_real_hands_and_says_which():
-    """Every SR305 frame: a hand, on the annotated palm. Handedness, read mostly from the side of the body the arm
+    """Every SR305 frame: a hand, its crop centre within 30 mm of the palm centre annotated from its landmarks. Handedness, read mostly from the side of the body the arm
     comes from, is right on 6 of the 8 frames and on 5 of their mirror images (measured; docs/results.md: the
     frames where the arm reaches across the body fool it)."""
     from handtrack.inference.frame import DepthFrame
-    from handtrack.training.model_eval import SR305_PALM_UV, annotated_palm_mm
+    from handtrack.training.model_eval import SR305_LANDMARKS_UV, sr305_palm_mm
 
     tracker = HandTracker(TrackerOptions(smoothing=None))
     assert tracker.detector is not None and tracker.presence_model is not None
@@ -114,9 +114,9 @@ def test_the_finder_finds_the_real_hands_and_says_which():
         frame = _sr305(i)
         tracker.reset()
         r = tracker.process(frame)
-        palm = annotated_palm_mm(frame.depth_mm, frame.intrinsics, SR305_PALM_UV[path.stem])
+        palm = sr305_palm_mm(frame.depth_mm, frame.intrinsics, SR305_LANDMARKS_UV[path.stem])
         assert r.present and r.presence >= 0.8, path.stem
-        assert np.linalg.norm(r.centre_mm - palm) <= 45.0, path.stem
+        assert np.linalg.norm(r.centre_mm - palm) <= 30.0, path.stem  # issue 14's acceptance
         right += r.handedness == "right"
         K = frame.intrinsics
         mirrored = DepthFrame(depth_mm=frame.depth_mm[:, ::-1].copy(),

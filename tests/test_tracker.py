@@ -175,10 +175,10 @@ def test_track_uses_the_sources_clock_and_keeps_time_increasing(nyu_frame):
 
 
 def test_every_sr305_frame_the_hand_not_the_body_is_found():
-    from handtrack.training.model_eval import SR305_PALM_UV, eval_tracker_real
+    from handtrack.training.model_eval import SR305_LANDMARKS_UV, eval_tracker_real
 
     rows = eval_tracker_real(TrackerOptions(smoothing=None), DATA)["sr305"]
-    assert {row["frame"] for row in rows} == set(SR305_PALM_UV)
+    assert {row["frame"] for row in rows} == set(SR305_LANDMARKS_UV)
     for row in rows:
         assert row["present"], row["frame"]
         # the centre on the annotated palm, in the image and in depth (the body is >= 100 mm further back)

@@ -87,24 +87,57 @@ def eval_sr305_plausibility(model: PoseModel, data_dir: Path) -> list[dict]:
     return rows
 
 
-# Palm centres of the SR305 frames, annotated by hand from the depth images (pixels, about +-20 px): the frames
-# have no labels, and "the tracker found the hand, not the body or the head" needs some reference.
-SR305_PALM_UV = {
-    "20210326-230536_30": (309, 312), "20210326-230536_50": (312, 271), "20210326-230536_70": (305, 256),
-    "20210326-230536_90": (323, 210), "20210326-230536_110": (298, 249), "20210326-230536_130": (271, 233),
-    "20210326-230536_150": (300, 239), "20210326-230536_170": (267, 223),
+# Hand landmarks of the SR305 frames, read by eye off 3.5x enlarged depth images with a 10-pixel grid (the frames
+# have no labels, and "the tracker found the hand, not the body or the head" needs a reference): the middle of
+# the wrist, and for the index, middle, ring and little finger the tip and the finger's base (where its axis
+# crosses the line of the webs), pixels, about +-5 px. The palm centre follows the project's definition
+# (skeleton.PALM_JOINTS: the mean of the wrist and the four MCP joints); see sr305_palm_mm.
+SR305_LANDMARKS_UV = {
+    #                      wrist        index tip, base          middle tip, base         ring tip, base           little tip, base
+    "20210326-230536_30": ((335, 315), ((208, 332), (262, 325)), ((210, 362), (265, 340)), ((225, 375), (270, 352)), ((253, 385), (280, 362))),
+    "20210326-230536_50": ((338, 287), ((206, 279), (258, 275)), ((200, 313), (255, 294)), ((210, 327), (262, 309)), ((237, 343), (272, 322))),
+    "20210326-230536_70": ((338, 310), ((267, 183), (297, 232)), ((231, 197), (268, 232)), ((223, 213), (255, 240)), ((220, 247), (262, 266))),
+    "20210326-230536_90": ((300, 303), ((355, 158), (343, 210)), ((321, 137), (322, 203)), ((303, 143), (302, 203)), ((283, 160), (281, 207))),
+    "20210326-230536_110": ((236, 252), ((381, 227), (322, 244)), ((373, 181), (325, 218)), ((357, 167), (318, 198)), ((317, 161), (292, 193))),
+    "20210326-230536_130": ((220, 200), ((341, 289), (290, 258)), ((370, 249), (300, 236)), ((369, 223), (303, 212)), ((346, 191), (297, 188))),
+    "20210326-230536_150": ((297, 178), ((287, 334), (290, 268)), ((341, 336), (313, 270)), ((364, 317), (336, 262)), ((377, 281), (356, 250))),
+    "20210326-230536_170": ((303, 200), ((191, 284), (246, 252)), ((213, 319), (252, 282)), ((236, 327), (266, 292)), ((273, 321), (287, 283))),
 }
+# The MCP joint lies proximal of the finger's base at the webs: the web sits about halfway along the proximal
+# phalanx (35-45 mm long), so the joint is taken this far back along the finger's axis.
+MCP_BEHIND_WEB_MM = 18.0
+# Joints lie inside the hand, the depth camera sees its skin: in our hand model the palm centre of a hand facing
+# the camera lies 14.6 mm (median; 12.1-17.7 from the 10th to the 90th percentile) behind the surface seen there.
+PALM_BEHIND_SURFACE_MM = 15.0
 HAND_FOUND_PX = 45.0    # the tracker's crop centre within this many pixels of the annotated palm ...
-HAND_FOUND_DEPTH = 60.0  # ... and within this many mm of the depth observed there: on the hand, not behind it
+HAND_FOUND_DEPTH = 60.0  # ... and within this many mm of its depth: on the hand, not on the body behind it
 
 
-def annotated_palm_mm(depth_mm: np.ndarray, K, uv: tuple[int, int], window: int = 7) -> np.ndarray:
-    """The annotated palm pixel lifted to 3D with the median valid depth around it."""
+def _surface_mm(depth_mm: np.ndarray, K, uv, window: int) -> np.ndarray:
+    """A pixel lifted to 3D with the median valid depth around it."""
     from handtrack.inference.camera import deproject
 
-    u, v = uv
-    patch = depth_mm[v - window:v + window + 1, u - window:u + window + 1]
+    u, v = int(round(uv[0])), int(round(uv[1]))
+    patch = depth_mm[max(v - window, 0):v + window + 1, max(u - window, 0):u + window + 1]
     return deproject(np.array([u, v], float), float(np.median(patch[patch > 0])), K)
+
+
+def sr305_palm_mm(depth_mm: np.ndarray, K, landmarks) -> np.ndarray:
+    """The palm centre (the mean of the wrist and the four MCP joints) from a frame's annotated landmarks: each
+    MCP is MCP_BEHIND_WEB_MM back from the finger's base along its axis (tip -> base, in 3D on the observed
+    surface), and the centre is pushed PALM_BEHIND_SURFACE_MM behind the surface seen at its pixel."""
+    from handtrack.inference.camera import project
+
+    wrist_uv, *fingers = landmarks
+    wrist = _surface_mm(depth_mm, K, wrist_uv, 7)
+    mcps = []
+    for tip_uv, base_uv in fingers:
+        tip, base = _surface_mm(depth_mm, K, tip_uv, 2), _surface_mm(depth_mm, K, base_uv, 3)
+        axis = (base - tip) / np.linalg.norm(base - tip)
+        mcps.append(base + MCP_BEHIND_WEB_MM * axis)
+    palm = (wrist + np.sum(mcps, axis=0)) / 5.0
+    surface = _surface_mm(depth_mm, K, project(palm, K), 3)
+    return surface * (surface[2] + PALM_BEHIND_SURFACE_MM) / surface[2]
 
 
 def eval_tracker_real(options, data_dir: Path) -> dict:
@@ -139,9 +172,9 @@ def eval_tracker_real(options, data_dir: Path) -> dict:
                "intrinsics": f.intrinsics, "result": r, "hand_found": False}
         if r.joints_mm is not None:
             row["plausibility"] = frame_plausibility(r.confidence)
-            if path.stem in SR305_PALM_UV:
-                palm = annotated_palm_mm(f.depth_mm, f.intrinsics, SR305_PALM_UV[path.stem])
-                px = float(np.linalg.norm(project(r.centre_mm, f.intrinsics) - SR305_PALM_UV[path.stem]))
+            if path.stem in SR305_LANDMARKS_UV:
+                palm = sr305_palm_mm(f.depth_mm, f.intrinsics, SR305_LANDMARKS_UV[path.stem])
+                px = float(np.linalg.norm(project(r.centre_mm, f.intrinsics) - project(palm, f.intrinsics)))
                 dz = float(abs(r.centre_mm[2] - palm[2]))
                 row.update(palm_px=px, palm_dz_mm=dz, hand_found=px <= HAND_FOUND_PX and dz <= HAND_FOUND_DEPTH)
         sr305.append(row)

@@ -100,16 +100,16 @@ def _summary(rows: list[dict]) -> dict:
 
 def eval_real(options, data_dir: Path) -> dict:
     from handtrack.inference.datasets import nyu, realsense_png
-    from handtrack.training.model_eval import SR305_PALM_UV, annotated_palm_mm
+    from handtrack.training.model_eval import SR305_LANDMARKS_UV, sr305_palm_mm
 
     frames = []
     frame = nyu.load_frame(data_dir / "nyu" / "test_depth_1_0000001.png")
     truth14 = nyu.load_joints14_xyz_from_uvd(data_dir / "nyu" / "test_joints14_uvd.txt")[0]
     frames.append(("nyu_test_1", frame, truth14[skeleton.NYU14_PALM]))
     for path in sorted((data_dir / "realsense_sr305").glob("*.png")):
-        if path.stem in SR305_PALM_UV:
+        if path.stem in SR305_LANDMARKS_UV:
             f = realsense_png.load_frame(path)
-            frames.append((path.stem, f, annotated_palm_mm(f.depth_mm, f.intrinsics, SR305_PALM_UV[path.stem])))
+            frames.append((path.stem, f, sr305_palm_mm(f.depth_mm, f.intrinsics, SR305_LANDMARKS_UV[path.stem])))
     tracker = _tracker(options)
     rows, non_hand = [], []
     for name, f, palm in frames:
