@@ -50,6 +50,12 @@ STAGES = ("decode", "localise", "crop", "infer", "post")
 FINDER = "handfinder"       # the shipped detector and presence net (models_onnx/handfinder_*.onnx)
 OPEN_3X3 = np.ones((3, 3), np.uint8)
 DETECT_MIN_SCORE = 0.3      # a detector peak below this is no hand (the depth rule then tries, presence judges)
+ALTERNATIVE_MIN_SCORE = 0.1  # ... but a peak down to this is still judged when the first place is not a hand
+SAME_PLACE_MM = 60.0        # an alternative this close to a place already judged is not judged again
+RECENTRE_AGAIN_MM = 10.0    # a hand found anew: another re-centred pass while the palm moves more than this ...
+MAX_PASSES_FOUND = 4        # ... up to this many pose passes in all (docs/results.md: edge-on hands)
+ALTERNATIVE_PRESENCE = 0.8  # an alternative place is taken only this sure (each place judged is a chance of a
+                            # false hand on a frame without one)
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
 
 
@@ -89,6 +95,8 @@ class Located:
     score: float               # the detector's best score on this frame (0 where it did not run or saw nothing)
     left: float | None         # the detector's p(left) where it found the hand on this frame
     tracked: bool              # the centre came from the previous frame's palm
+    others: tuple = ()         # the detector's other peaks (Candidate), tried when the presence net rejects this one
+    depth_rule: bool = False   # the centre came from the nearest-object rule
 
 
 class FrameSkipped(Exception):
@@ -211,6 +219,21 @@ class HandTracker:
             p_hand = self.presence_model.probability(crop)
             lat["presence"] = (time.perf_counter() - tp) * 1e3  # counted in "infer"
             infer_ms += lat["presence"]
+            if p_hand < self.options.presence_threshold and not found.tracked:
+                # Not a hand where the finder looked first: judge the other places it offers and keep the most
+                # hand-like one (the time counts in "localise": it is hand finding).
+                tp = time.perf_counter()
+                tried = [centre]
+                for rough, left in self._alternatives(depth, K, found):
+                    if min(np.linalg.norm(rough - c) for c in tried) < SAME_PLACE_MM:
+                        continue
+                    tried.append(rough)
+                    alt = self._judge(depth, K, rough)
+                    self.stats["alternatives_tried"] += 1
+                    if alt[3] >= ALTERNATIVE_PRESENCE:
+                        (centre, crop, window, p_hand), p_left = alt, left
+                        break
+                lat["localise"] += (time.perf_counter() - tp) * 1e3
         as_is = None  # the pose model's (latent, joints, p(left)) on the crop as it is, where it says which hand
         if not found.tracked:  # a hand found anew: its side holds while it is tracked
             if self.options.hand == "auto" and self.pose_model.has_handedness:
@@ -221,7 +244,8 @@ class HandTracker:
         if hand == "auto":  # without the detector's word, a right hand (the pose models are right-hand models)
             hand = "left" if self._left is not None and self._left > 0.5 else "right"
         passes = 1 + self.options.refine_passes + int(self.options.recentre_found and not found.tracked)
-        for k in range(passes):
+        k = 0
+        while k < passes:
             ta = time.perf_counter()
             if k > 0:
                 crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
@@ -236,6 +260,10 @@ class HandTracker:
             infer_ms += (tc - tb) * 1e3
             used_crop, used_latent, used_centre = model_crop, latent, window.center
             centre = _pose_centre(joints)  # the next pass (if any) is centred on the predicted palm
+            k += 1
+            if (k == passes and self.options.recentre_found and not found.tracked and passes < MAX_PASSES_FOUND
+                    and np.linalg.norm(centre - window.center) > RECENTRE_AGAIN_MM):
+                passes += 1  # a hand found anew whose palm is still far from the crop centre: once more, there
         lat["crop"], lat["infer"] = crop_ms, infer_ms
         t3 = time.perf_counter()
         confidence = joint_plausibility(joints, depth, K)
@@ -271,17 +299,39 @@ class HandTracker:
             loc = track(depth, K, self._seed, self.localiser, refine=not self.options.track_from_palm)
             if loc.centre is not None:
                 return Located(loc.centre, 1.0, None, True)
-        best = 0.0
+        best, candidates = 0.0, []
         if self.detector is not None:
             t = time.perf_counter()
-            candidates = self.detector.detect(depth, top=1)
+            candidates = self.detector.detect(depth, top=2, min_score=ALTERNATIVE_MIN_SCORE)
             lat["detector"] = (time.perf_counter() - t) * 1e3  # part of "localise"
             if candidates:
                 c = candidates[0]
                 best = c.score
                 if best >= DETECT_MIN_SCORE:
-                    return Located(palm_from_detection(depth, K, c.uv, c.z_mm), best, c.left, False)
-        return Located(detect(depth, K, self.localiser).centre, best, None, False)
+                    return Located(palm_from_detection(depth, K, c.uv, c.z_mm), best, c.left, False,
+                                   tuple(candidates[1:]))
+        return Located(detect(depth, K, self.localiser).centre, best, None, False, tuple(candidates), depth_rule=True)
+
+    def _alternatives(self, depth: np.ndarray, K: Intrinsics,
+                      found: Located) -> Iterator[tuple[np.ndarray, float | None]]:
+        """Where else a hand found anew may be when the presence net rejects the first place (rough centres and
+        the detector's p(left)): the detector's other peaks, then the nearest-object rule. Measured on held-out
+        frames (docs/results.md): the detector's runner-up is the hand on about one in six of the frames its best
+        peak misses."""
+        for c in found.others:
+            if c.score >= ALTERNATIVE_MIN_SCORE:
+                yield palm_from_detection(depth, K, c.uv, c.z_mm), c.left
+        if not found.depth_rule:
+            centre = detect(depth, K, self.localiser).centre
+            if centre is not None:
+                yield centre, None
+
+    def _judge(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray):
+        """A rough centre -> the refined centre, its crop and window, and the presence net's p(hand) on it."""
+        if self.centre_model is not None:
+            centre = self._refine_centre(depth, K, centre)
+        crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
+        return centre, crop, window, self.presence_model.probability(crop)
 
     def _refine_centre(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> np.ndarray:
         """The centre refiner's palm estimate for a crop around `centre` (a detected palm, the previous palm, or

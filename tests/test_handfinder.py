@@ -172,3 +172,29 @@ def test_the_right_depth_unit_is_left_alone():
     for i in range(len(SR305)):
         short.process(_sr305(i))
     assert short.unit_check.hint() is None
+
+
+def test_a_rejected_first_place_gives_way_to_the_detectors_runner_up():
+    """The detector's best peak on the body: the presence net rejects that crop, and the runner-up (the real palm
+    of the NYU frame) is judged and taken; on the frame without its hand neither place is a hand."""
+    from handtrack.inference.camera import project
+    from handtrack.inference.datasets import nyu
+    from handtrack.inference.handfinder import Candidate
+    from handtrack.inference import skeleton
+
+    frame = nyu.load_frame(DATA / "nyu" / "test_depth_1_0000001.png")
+    palm = nyu.load_joints14_xyz_from_uvd(DATA / "nyu" / "test_joints14_uvd.txt")[0][skeleton.NYU14_PALM]
+    torso = np.array([60.0, 80.0, 1150.0])  # on the person's chest, right of the hand
+    K = frame.intrinsics
+    places = [Candidate(project(torso, K), torso[2], 0.6, 0.1), Candidate(project(palm, K), palm[2], 0.25, 0.1)]
+    tracker = HandTracker(TrackerOptions(smoothing=None))
+    tracker.detector.detect = lambda depth, top=2, min_score=0.05: places[:top]
+    r = tracker.process(frame)
+    assert tracker.stats["alternatives_tried"] == 1
+    assert r.present and np.linalg.norm(r.centre_mm - palm) <= 30.0
+
+    no_hand = frame.depth_mm.copy()
+    no_hand[:, :300] = 2001  # the hand and forearm are in the left part of the frame: background there
+    tracker = HandTracker(TrackerOptions(smoothing=None))
+    tracker.detector.detect = lambda depth, top=2, min_score=0.05: places[:top]
+    assert not tracker.process(dataclasses.replace(frame, depth_mm=no_hand)).present

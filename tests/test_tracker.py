@@ -235,3 +235,34 @@ def test_a_model_whose_outputs_have_the_wrong_shape_is_refused_at_load(tmp_path)
         HandTracker(TrackerOptions(model=str(_graph_with_joints_of(tmp_path, 7))))
     assert "\n" not in str(err.value)
     assert PoseModel(_graph_with_joints_of(tmp_path, 3)).predict(np.ones((2, 128, 128)))[1].shape == (2, 21, 3)
+
+
+def test_a_hand_found_anew_is_recentred_until_its_palm_stays_put(nyu_frame):
+    """While the predicted palm still moves by more than RECENTRE_AGAIN_MM, a hand found anew gets another pass
+    centred there, up to MAX_PASSES_FOUND; a tracked hand gets its one pass. A pose model that always puts the
+    palm 30 mm to the side of its crop's centre never settles, so it runs the most passes."""
+    from handtrack.inference import skeleton
+    from handtrack.inference import tracker as T
+
+    tracker = HandTracker(TrackerOptions(smoothing=None, hand="right"))
+    passes, predict = [], tracker.pose_model.predict
+
+    def to_the_side(crops):
+        latent, joints = predict(crops)
+        passes.append(1)
+        side = np.array([30.0 / (tracker.cube_mm / 2), 0.0, 0.0], np.float32)
+        return latent, joints - skeleton.palm_centre(joints)[:, None] + side
+
+    tracker.pose_model.predict = to_the_side
+    assert tracker.process(nyu_frame).present
+    assert len(passes) == T.MAX_PASSES_FOUND
+    passes.clear()
+    tracker.process(nyu_frame)  # tracked now
+    assert len(passes) == 1
+
+    settled = HandTracker(TrackerOptions(smoothing=None, hand="right"))
+    passes.clear()
+    settled_predict = settled.pose_model.predict
+    settled.pose_model.predict = lambda crops: (passes.append(1), settled_predict(crops))[1]
+    settled.process(nyu_frame)
+    assert 2 <= len(passes) < T.MAX_PASSES_FOUND  # the found pass, the re-centred one, at most one more

@@ -92,16 +92,31 @@ def eval_sr305_plausibility(model: PoseModel, data_dir: Path) -> list[dict]:
 # the wrist, and for the index, middle, ring and little finger the tip and the finger's base (where its axis
 # crosses the line of the webs), pixels, about +-5 px. The palm centre follows the project's definition
 # (skeleton.PALM_JOINTS: the mean of the wrist and the four MCP joints); see sr305_palm_mm.
-SR305_LANDMARKS_UV = {
-    #                      wrist        index tip, base          middle tip, base         ring tip, base           little tip, base
-    "20210326-230536_30": ((335, 315), ((208, 332), (262, 325)), ((210, 362), (265, 340)), ((225, 375), (270, 352)), ((253, 385), (280, 362))),
-    "20210326-230536_50": ((338, 287), ((206, 279), (258, 275)), ((200, 313), (255, 294)), ((210, 327), (262, 309)), ((237, 343), (272, 322))),
-    "20210326-230536_70": ((338, 310), ((267, 183), (297, 232)), ((231, 197), (268, 232)), ((223, 213), (255, 240)), ((220, 247), (262, 266))),
-    "20210326-230536_90": ((300, 303), ((355, 158), (343, 210)), ((321, 137), (322, 203)), ((303, 143), (302, 203)), ((283, 160), (281, 207))),
-    "20210326-230536_110": ((236, 252), ((381, 227), (322, 244)), ((373, 181), (325, 218)), ((357, 167), (318, 198)), ((317, 161), (292, 193))),
-    "20210326-230536_130": ((220, 200), ((341, 289), (290, 258)), ((370, 249), (300, 236)), ((369, 223), (303, 212)), ((346, 191), (297, 188))),
-    "20210326-230536_150": ((297, 178), ((287, 334), (290, 268)), ((341, 336), (313, 270)), ((364, 317), (336, 262)), ((377, 281), (356, 250))),
-    "20210326-230536_170": ((303, 200), ((191, 284), (246, 252)), ((213, 319), (252, 282)), ((236, 327), (266, 292)), ((273, 321), (287, 283))),
+SR305_LANDMARKS_UV = {  # frame: wrist, then (tip, base) of the index, middle, ring and little finger
+    "20210326-230536_30": ((335, 315),
+        ((208, 332), (262, 325)), ((210, 362), (265, 340)),
+        ((225, 375), (270, 352)), ((253, 385), (280, 362))),
+    "20210326-230536_50": ((338, 287),
+        ((206, 279), (258, 275)), ((200, 313), (255, 294)),
+        ((210, 327), (262, 309)), ((237, 343), (272, 322))),
+    "20210326-230536_70": ((338, 310),
+        ((267, 183), (297, 232)), ((231, 197), (268, 232)),
+        ((223, 213), (255, 240)), ((220, 247), (262, 266))),
+    "20210326-230536_90": ((300, 303),
+        ((355, 158), (343, 210)), ((321, 137), (322, 203)),
+        ((303, 143), (302, 203)), ((283, 160), (281, 207))),
+    "20210326-230536_110": ((236, 252),
+        ((381, 227), (322, 244)), ((373, 181), (325, 218)),
+        ((357, 167), (318, 198)), ((317, 161), (292, 193))),
+    "20210326-230536_130": ((220, 200),
+        ((341, 289), (290, 258)), ((370, 249), (300, 236)),
+        ((369, 223), (303, 212)), ((346, 191), (297, 188))),
+    "20210326-230536_150": ((297, 178),
+        ((287, 334), (290, 268)), ((341, 336), (313, 270)),
+        ((364, 317), (336, 262)), ((377, 281), (356, 250))),
+    "20210326-230536_170": ((303, 200),
+        ((191, 284), (246, 252)), ((213, 319), (252, 282)),
+        ((236, 327), (266, 292)), ((273, 321), (287, 283))),
 }
 # The MCP joint lies proximal of the finger's base at the webs: the web sits about halfway along the proximal
 # phalanx (35-45 mm long), so the joint is taken this far back along the finger's axis.
@@ -185,7 +200,8 @@ def eval_tracker_demo(options, frames: int = 200, every: int = 2) -> dict:
     """The whole tracker on the demo, whose frames carry their ground-truth joints: how far the crop centre
     lands from the palm (the localiser, and the centre refiner where one is used) and the 21-joint error.
     Centre errors: the localiser's, the final crop's (after the refiner and any re-centred passes), and the
-    palm of the predicted joints. One tracker runs over every `every`-th frame of the unpaced demo (so it tracks, seeded by the last palm)."""
+    palm of the predicted joints. One tracker runs over every `every`-th frame of the unpaced demo (so it tracks,
+    seeded by the last palm)."""
     from handtrack.inference.localise import localise
     from handtrack.inference.sources import open_source
     from handtrack.inference.tracker import HandTracker
