@@ -353,6 +353,12 @@ def test_a_pose_file_learns_to_say_which_hand_and_the_tracker_reads_it(trained, 
         PoseModel(files["pose"]).predict_sided(crop)
     code, _, stderr = cli("train", "handedness", "--pose", out, "--data", tmp_path / "frames")
     assert code != 0 and "already has a 'left' output" in stderr
+    again = tmp_path / "again_pose.onnx"                                 # --replace: the old readout comes off
+    code, _, _ = cli("train", "handedness", "--pose", out, "--data", tmp_path / "frames", "--out", again,
+                     "--epochs", "2", "--replace", "--no-mirror")
+    assert code == 0 and PoseModel(again).info.outputs == ("latent", "joints", "left")
+    assert PoseModel(again).info.extra["handedness"]["mirrored_copies"] is False
+    assert np.array_equal(PoseModel(again).predict(crop)[1], plain[1])
     (tmp_path / "sided_centre.onnx").write_bytes(files["centre"].read_bytes())
     tracker = HandTracker(TrackerOptions(model=str(out)))
     with open_source("demo", frames=3, realtime=False) as source:

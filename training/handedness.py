@@ -29,12 +29,16 @@ LEFT_OUTPUT = "left"
 
 
 def hand_crops(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """The hand crops (N, 128, 128) of detector frame shards and whether each is a left hand."""
-    from handtrack.training.detect.data import read_frames
+    """The hand crops (N, 128, 128) of detector frame shards and whether each is a left hand (read shard by shard:
+    the other crops are most of a shard)."""
+    from handtrack.training.detect.data import iter_shards
 
-    frames = read_frames(folders)
-    hand = frames["crop_hand"] > 0.5
-    return frames["crops"][hand], frames["crop_left"][hand] > 0.5
+    crops, left = [], []
+    for shard in iter_shards(folders):
+        hand = shard["crop_hand"] > 0.5
+        crops.append(shard["crops"][hand])
+        left.append(shard["crop_left"][hand] > 0.5)
+    return np.concatenate(crops), np.concatenate(left)
 
 
 def latents(pose: PoseModel, crops: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -43,14 +47,20 @@ def latents(pose: PoseModel, crops: np.ndarray, batch: int = 64) -> np.ndarray:
 
 
 def fit(features: np.ndarray, left: np.ndarray, hidden: int = 64, epochs: int = 60, seed: int = 0,
-        held_out: float = 0.1) -> tuple[dict, dict]:
-    """Train the readout; returns its weights as arrays (the standardisation folded in) and the accuracies."""
+        held_out: float = 0.1, mirrored: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Train the readout; returns its weights as arrays (the standardisation folded in) and the accuracies.
+    `mirrored`: the latents of the same crops mirrored left-right, trained on as the other hand (a crop and its
+    mirror image are held out together)."""
     import torch
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(features))
     n_val = max(1, int(len(features) * held_out))
     val, train = order[:n_val], order[n_val:]
+    if mirrored is not None:
+        n = len(features)
+        features, left = np.concatenate([features, mirrored]), np.concatenate([left, ~left])
+        train = np.concatenate([train, train + n])
     mu, sd = features[train].mean(0), features[train].std(0) + 1e-6
     x = torch.tensor((features - mu) / sd, dtype=torch.float32)
     y = torch.tensor(left, dtype=torch.float32)
@@ -111,19 +121,58 @@ def graft(pose_path: Path, out_path: Path, weights: dict, training: dict) -> Non
     save_onnx(proto, out_path)
 
 
+def strip(pose_path: Path, out_path: Path) -> None:
+    """Write `pose_path` without its handedness readout (the nodes, weights, output and metadata graft() adds)."""
+    import onnx
+
+    proto = onnx.load(str(pose_path))
+    graph = proto.graph
+    keep = [n for n in graph.node if not n.name.startswith("handedness_")]
+    del graph.node[:]
+    graph.node.extend(keep)
+    weights = [t for t in graph.initializer if not t.name.startswith("handedness_")]
+    del graph.initializer[:]
+    graph.initializer.extend(weights)
+    outputs = [o for o in graph.output if o.name != LEFT_OUTPUT]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    meta = json.loads(entry.value)
+    meta["outputs"] = [o for o in meta["outputs"] if o != LEFT_OUTPUT]
+    meta.get("extra", {}).pop("handedness", None)
+    entry.value = json.dumps(meta)
+    onnx.checker.check_model(proto)
+    save_onnx(proto, out_path)
+
+
 def train_handedness(pose_path: str | Path, folders: list[Path], out_path: str | Path | None = None,
-                     hidden: int = 64, epochs: int = 60, seed: int = 0) -> dict:
-    """Fit the readout on the hand crops of `folders` through the pose file and write the file with it grafted
-    on (in place unless `out_path`). Returns the accuracies."""
+                     hidden: int = 64, epochs: int = 60, seed: int = 0, replace: bool = False,
+                     mirror: bool = True) -> dict:
+    """Fit the readout on the hand crops of `folders` (and, with `mirror`, on their mirror images as the other
+    hand) through the pose file and write the file with it grafted on (in place unless `out_path`); `replace`
+    takes the file's own readout off first. Returns the accuracies."""
+    import tempfile
+
     pose_path = Path(pose_path)
     out_path = Path(out_path) if out_path else pose_path
+    with tempfile.TemporaryDirectory() as tmp:
+        if LEFT_OUTPUT in PoseModel(pose_path).info.outputs:
+            if not replace:
+                raise HandtrackError(f"{pose_path}: already has a '{LEFT_OUTPUT}' output (--replace to retrain it)")
+            strip(pose_path, Path(tmp) / "pose.onnx")  # the file itself is rewritten only once all went well
+            pose_path = Path(tmp) / "pose.onnx"
+        return _train(pose_path, folders, out_path, hidden, epochs, seed, mirror)
+
+
+def _train(pose_path: Path, folders: list[Path], out_path: Path, hidden: int, epochs: int, seed: int,
+           mirror: bool) -> dict:
     pose = PoseModel(pose_path)
-    if LEFT_OUTPUT in pose.info.outputs:
-        raise HandtrackError(f"{pose_path}: already has a '{LEFT_OUTPUT}' output")
     crops, left = hand_crops(folders)
     if len(crops) < 10 or left.all() or not left.any():
         raise HandtrackError(f"{len(crops)} hand crops in {', '.join(map(str, folders))}: too few, or one hand only")
-    weights, scores = fit(latents(pose, crops), left, hidden, epochs, seed)
-    training = {"data": [str(f) for f in folders], "hidden": hidden, "epochs": epochs, "seed": seed, **scores}
+    mirrored = latents(pose, np.ascontiguousarray(crops[:, :, ::-1])) if mirror else None
+    weights, scores = fit(latents(pose, crops), left, hidden, epochs, seed, mirrored=mirrored)
+    training = {"data": [str(f) for f in folders], "hidden": hidden, "epochs": epochs, "seed": seed,
+                "mirrored_copies": mirror, **scores}
     graft(pose_path, out_path, weights, training)
     return training

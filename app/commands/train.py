@@ -68,11 +68,16 @@ def add_parser(sub) -> None:
     h.add_argument("--data", type=Path, nargs="+", required=True, help="frame shard folders (handtrack data frames)")
     h.add_argument("--out", type=Path, help="where to write the file with the readout (default: --pose, in place)")
     h.add_argument("--epochs", type=int, default=60)
+    h.add_argument("--hidden", type=int, default=64, help="units of the readout's hidden layer")
+    h.add_argument("--no-mirror", action="store_true",
+                   help="do not also train on the crops mirrored left-right as the other hand")
+    h.add_argument("--replace", action="store_true", help="retrain a readout the file already has")
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--json", type=Path, metavar="OUT", help="write the accuracies and the settings as JSON")
     d.add_argument("--detector-steps", type=int, default=3000)
     d.add_argument("--presence-steps", type=int, default=2000)
     d.add_argument("--lr", type=float, default=2e-3)
+    d.add_argument("--init", type=Path, metavar="RUN", help="start both networks from a previous run folder's weights")
 
 
 def _network_parser(methods, name: str, run, help: str, data: str, out: str, batch: int, onnx: str, version: str,
@@ -119,7 +124,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
     from handtrack.training.detect.trainer import export, train
 
-    result = train(args.data, args.out, args.detector_steps, args.presence_steps, args.batch, args.lr, args.threads)
+    result = train(args.data, args.out, args.detector_steps, args.presence_steps, args.batch, args.lr, args.threads,
+                   init=args.init)
     if args.export:
         command = " ".join(["handtrack"] + sys.argv[1:])
         paths = export(args.out, args.export, args.version, command=command,
@@ -227,7 +233,8 @@ def run_handedness(args: argparse.Namespace) -> int:
     require("torch", extra="train", feature="training")
     from handtrack.training.handedness import train_handedness
 
-    result = train_handedness(args.pose, args.data, args.out, epochs=args.epochs, seed=args.seed)
+    result = train_handedness(args.pose, args.data, args.out, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
+                              replace=args.replace, mirror=not args.no_mirror)
     print(f"handedness right on {result['held_out_accuracy']:.1%} of {result['held_out_crops']} held-out crops "
           f"({result['train_accuracy']:.1%} of the {result['train_crops']} trained on); wrote {args.out or args.pose}")
     if args.json:

@@ -77,7 +77,12 @@ def write_shard(out: Path, k: int, n_total: int, shard_size: int, seed: int, pri
 
 def read_frames(folders: list[Path]) -> dict:
     """Every shard of the folders, concatenated: det_* arrays, crops, labels, and the per-frame/per-crop cases."""
-    parts = []
+    parts = list(iter_shards(folders))
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def iter_shards(folders: list[Path]):
+    """The shards of the folders one by one (each a dict like read_frames'), for readers that keep only a part."""
     for folder in folders:
         paths = sorted(p for p in Path(folder).glob("frames_*.npz") if not p.name.endswith(".tmp.npz"))
         if not paths:
@@ -95,5 +100,4 @@ def read_frames(folders: list[Path]) -> dict:
                                      f"this handtrack reads format {FORMAT_VERSION}")
             part.update(cases=np.asarray(meta["cases"]), views=np.asarray(meta["views"]),
                         sensors=np.asarray(meta["sensors"]), crop_kind=np.asarray(meta["crop_kind"]))
-            parts.append(part)
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            yield part

@@ -7,7 +7,8 @@ at the sensor's full resolution with its noise, then gives:
   (pixels of the full frame and mm), whether a hand is there and whether it is a left hand;
 - crops for the presence net, cut with the runtime's crop code: one around the palm (centre off by up to
   `POSITIVE_RADIUS_MM`, as the localiser leaves it before the centre refiner) and negatives centred on the torso,
-  head, upper arm, forearm, clutter, wall, a hand cut by the crop's edge, or anything in a frame without a hand.
+  head (whole, or as real heads look: hair, eyes and the image top missing), upper arm, forearm, clutter, wall,
+  a hand cut by the crop's edge, anything cut by the frame's edge, or anything in a frame without a hand.
 
 Cases (`CASES`): a hand alone in front of the person; the body's lower edge nearer the camera than the hand; the
 hand touching the body; no hand (an arm without a hand, the person alone, clutter, a wall, nothing); and the whole
@@ -36,7 +37,8 @@ HAND_Z_RANGE = (250.0, 1200.0)
 CASES = ("hand", "body_nearer", "touching", "no_hand", "wrong_scale")
 CASE_P = (0.45, 0.15, 0.12, 0.20, 0.08)
 SENSOR_P = {"primesense": 0.3, "realsense": 0.35, "sr305": 0.35}
-NEGATIVE_KINDS = ("body", "forearm", "clutter", "wall", "hand_cut", "anything")
+NEGATIVE_KINDS = ("body", "head", "forearm", "clutter", "wall", "hand_cut", "anything", "border")
+BORDER_PX = 60               # a "border" negative is centred this close to the frame's edge, which cuts it
 POSITIVE_RADIUS_MM = 40.0    # a crop centred this close to the palm is a hand crop
 NEGATIVE_MIN_MM = 110.0      # ... and one centred at least this far away is not
 HAND_ONLY = surface.HAND_PARTS
@@ -85,6 +87,43 @@ def _render(scene: scenes.Scene, K: Intrinsics) -> tuple[np.ndarray, np.ndarray]
 def _torso(scene: scenes.Scene) -> int | None:
     body = np.nonzero(scene.parts == scenes.PART_BODY)[0]
     return int(body[1]) if body.size >= 3 else None  # body capsules: upper arm, torso, head
+
+
+def _head(scene: scenes.Scene) -> int | None:
+    body = np.nonzero(scene.parts == scenes.PART_BODY)[0]
+    return int(body[2]) if body.size >= 3 else None
+
+
+def _as_real_heads_look(depth: np.ndarray, K: Intrinsics, head: np.ndarray, radius: float,
+                        rng: np.random.Generator) -> np.ndarray | None:
+    """A copy of the frame in which the head has lost what real depth cameras lose on a head: the hair (no depth
+    above a ragged line across the head), the eyes, and often everything above the image's top edge. Real heads
+    cut up like this reach hand-like presence (0.6-0.98 on the SR305 frames) when the presence net has only seen
+    whole, smooth ones."""
+    (u, v), = project(head[None], K)
+    r_px = radius * K.fx / head[2]
+    if not (-r_px < u < K.width + r_px and -r_px < v < K.height + r_px):
+        return None
+    out = depth.copy()
+    v0, v1 = int(max(v - 1.3 * r_px, 0)), int(min(v + 1.3 * r_px, K.height))
+    u0, u1 = int(max(u - 1.3 * r_px, 0)), int(min(u + 1.3 * r_px, K.width))
+    if v1 <= v0 or u1 <= u0:
+        return None
+    vs, us = np.mgrid[v0:v1, u0:u1]
+    on_head = np.abs(out[v0:v1, u0:u1] - head[2]) < radius + 30.0
+    # The hairline: a ragged line somewhere between above the head's centre and its forehead.
+    cols = np.arange(u0, u1)
+    line = v + r_px * (rng.uniform(-0.5, 0.25) + 0.15 * np.sin(cols / max(r_px, 1.0) * rng.uniform(2.0, 6.0)
+                                                            + rng.uniform(0, 6.3)))
+    hair = on_head & (vs < line[None, :] + rng.normal(0, 0.06 * r_px, vs.shape))
+    for _ in range(2):  # eyes
+        if rng.random() < 0.6:
+            eu, ev = u + rng.choice([-1, 1]) * rng.uniform(0.2, 0.45) * r_px, v + rng.uniform(0.0, 0.3) * r_px
+            hair |= on_head & ((us - eu) ** 2 + (vs - ev) ** 2 < (rng.uniform(0.08, 0.16) * r_px) ** 2)
+    out[v0:v1, u0:u1][hair] = 0.0
+    if rng.random() < 0.5:  # the top of the image cuts the head
+        out[:int(np.clip(v + rng.uniform(-0.6, 0.4) * r_px, 0, K.height))] = 0.0
+    return out
 
 
 def _body_nearer(scene: scenes.Scene, rng: np.random.Generator) -> bool:
@@ -180,12 +219,18 @@ def make_frame(index: int, seed: int, prior: PosePrior, crop_size: int = 128, cu
 
 
 def _surface_point(depth: np.ndarray, labels: np.ndarray, K: Intrinsics, parts: tuple[int, ...] | None,
-                   rng: np.random.Generator) -> np.ndarray | None:
+                   rng: np.random.Generator, border: bool = False) -> np.ndarray | None:
     """A random observed 3D point on one of `parts` (any valid pixel when None), pushed a little into the object
-    as a centre of mass would be."""
+    as a centre of mass would be. `border`: within BORDER_PX of the frame's edge, off the hand (a body, head or
+    arm cut by the frame: on the real frames such fragments looked like hands to a net that had not seen them)."""
     ok = depth > 0
     if parts is not None:
         ok &= np.isin(labels, parts)
+    if border:
+        ok &= ~np.isin(labels, HAND_ONLY)
+        inner = np.zeros_like(ok)
+        inner[BORDER_PX:-BORDER_PX, BORDER_PX:-BORDER_PX] = True
+        ok &= ~inner
     vs, us = np.nonzero(ok[::2, ::2])
     if vs.size == 0:
         return None
@@ -202,14 +247,30 @@ def _negative_centre(kind: str, depth, labels, K, scene, palm, rng) -> np.ndarra
         d = rng.normal(size=3) * [1.0, 1.0, 0.3]
         return palm + d / np.linalg.norm(d) * rng.uniform(NEGATIVE_MIN_MM + 20.0, 180.0)
     parts = {"body": (scenes.PART_BODY,), "forearm": (surface.PART_FOREARM,), "clutter": (scenes.PART_CLUTTER,),
-             "wall": (scenes.PART_WALL,), "anything": None}[kind]
+             "wall": (scenes.PART_WALL,), "anything": None, "border": None}[kind]
     for _ in range(4):
-        c = _surface_point(depth, labels, K, parts, rng)
+        c = _surface_point(depth, labels, K, parts, rng, border=kind == "border")
         if c is None:
             return None
         if palm is None or np.linalg.norm(c - palm) >= NEGATIVE_MIN_MM:
             return c
     return None
+
+
+def _head_centre(depth, K, scene, palm, rng) -> tuple[np.ndarray | None, np.ndarray]:
+    """A crop centre on the head, seen as real heads are (see _as_real_heads_look), or None."""
+    h = _head(scene)
+    if h is None:
+        return None, depth
+    head, radius = scene.capsules[h, 0:3], float(scene.capsules[h, 6])
+    if palm is not None and np.linalg.norm(head - palm) < NEGATIVE_MIN_MM:
+        return None, depth
+    seen = _as_real_heads_look(depth, K, head, radius, rng)
+    if seen is None:
+        return None, depth
+    # The centre a localiser would pick: on the head's front, somewhere across its face.
+    centre = head + np.array([rng.normal(0, 0.3 * radius), rng.normal(0, 0.3 * radius), -radius + rng.uniform(0, 40)])
+    return centre, seen
 
 
 def _crops(depth, labels, K, scene, hand, case, rng, n, size, cube_mm):
@@ -226,13 +287,17 @@ def _crops(depth, labels, K, scene, hand, case, rng, n, size, cube_mm):
     while len(out) < n and tries < 4 * n:
         tries += 1
         kind = NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))]
-        centre = _negative_centre(kind, depth, labels, K, scene, palm if hand or case == "wrong_scale" else None,
-                                  rng)
+        seen = depth
+        if kind == "head":
+            centre, seen = _head_centre(depth, K, scene, palm, rng)
+        else:
+            centre = _negative_centre(kind, depth, labels, K, scene, palm if hand or case == "wrong_scale" else None,
+                                      rng)
         if centre is None:
             continue
         if centre[2] <= 50.0:
             continue
-        out.append(crop_and_normalise(depth, K, centre, cube_mm, size)[0])
+        out.append(crop_and_normalise(seen, K, centre, cube_mm, size)[0])
         is_hand.append(0.0)
         kinds.append(kind)
     if not out:

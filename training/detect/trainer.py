@@ -101,7 +101,9 @@ def frames_to_input(depth_mm: np.ndarray) -> torch.Tensor:
 
 def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_steps: int = 2000, batch: int = 64,
           lr: float = 2e-3, threads: int = 2, seed: int = 0, val_share: float = 0.05, log=print,
-          progress: bool = True) -> dict:
+          progress: bool = True, init: Path | None = None) -> dict:
+    """Train the detector, then the presence net, into `out` (detector.pt, presence.pt, result.json). `init`: a
+    previous run folder whose weights both networks start from (a network given 0 steps is copied as it is)."""
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
@@ -112,12 +114,17 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
         raise HandtrackError(f"only {n} frames / {m} crops in {', '.join(map(str, data))}; need more than a batch")
     out.mkdir(parents=True, exist_ok=True)
     result = {"data": [str(p) for p in data], "frames": n, "crops": m, "val_frames": n_val, "val_crops": m_val,
-              "batch": batch, "lr": lr, "detector_steps": detector_steps, "presence_steps": presence_steps}
+              "batch": batch, "lr": lr, "detector_steps": detector_steps, "presence_steps": presence_steps,
+              "init": str(init) if init else None}
     rng = np.random.default_rng(seed)
     start = time.time()
 
     # --- detector ------------------------------------------------------------------------------------------------
     det = HandDetector().to(memory_format=torch.channels_last)
+    if init is not None:
+        det.load_state_dict(_weights(init / "detector.pt")["state_dict"])
+        if not detector_steps:
+            torch.save({"state_dict": det.state_dict(), "step": 0}, out / "detector.pt")
     opt = torch.optim.AdamW(det.parameters(), lr, weight_decay=1e-4)
     x_all = d["det_depth"]
     hand_all, left_all = d["det_hand"].astype(bool), d["det_left"].astype(bool)
@@ -150,6 +157,8 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
 
     # --- presence ------------------------------------------------------------------------------------------------
     net = PresenceNet().to(memory_format=torch.channels_last)
+    if init is not None:
+        net.load_state_dict(_weights(init / "presence.pt")["state_dict"])
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     crops, is_hand = d["crops"], d["crop_hand"]
     history = []
@@ -184,6 +193,12 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
     result["temperature"] = temperature
     write_json(out / "result.json", result)
     return result
+
+
+def _weights(path: Path) -> dict:
+    if not path.is_file():
+        raise HandtrackError(f"{path}: no such checkpoint to start from (a run folder of 'handtrack train detect')")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @torch.no_grad()
