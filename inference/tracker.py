@@ -54,7 +54,7 @@ ALTERNATIVE_MIN_SCORE = 0.1  # ... but a peak down to this is still judged when 
 SAME_PLACE_MM = 60.0        # an alternative this close to a place already judged is not judged again
 RECENTRE_AGAIN_MM = 10.0    # a hand found anew: another re-centred pass while the palm moves more than this ...
 MAX_PASSES_FOUND = 4        # ... up to this many pose passes in all (docs/results.md: edge-on hands)
-ALTERNATIVE_PRESENCE = 0.8  # an alternative place is taken only this sure (each place judged is a chance of a
+ALTERNATIVE_PRESENCE = 0.9  # an alternative place is taken only this sure (each place judged is a chance of a
                             # false hand on a frame without one)
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
 
