@@ -14,7 +14,9 @@ def test_doctor_on_the_demo_finds_nothing_wrong(tmp_path, capsys):
     from handtrack.inference.model import read_info
     from handtrack.models_onnx import resolve
     shipped = read_info(resolve("murauer")).version
+    finder = read_info(resolve("handfinder", "detector")).version
     assert "onnxruntime" in text and f"version {shipped}, int8" in text and "a hand in 12 of 12 frames" in text
+    assert f"hand finder {finder} loaded" in text
     lines = json.loads(out.read_text())["lines"]
     assert {line["topic"] for line in lines} >= {"machine", "model", "source", "depth", "hand", "verdict"}
     assert not [line for line in lines if line["level"] == "PROBLEM"]

@@ -100,7 +100,7 @@ def _model(report: Report, model: str):
     if tracker.detector is None:
         report.add("note", "model", "no hand finder: the nearest object is taken for the hand")
     else:
-        report.add("ok", "model", "hand finder loaded (detector and presence net)")
+        report.add("ok", "model", f"hand finder {tracker.detector.info.version} loaded (detector and presence net)")
     return tracker
 
 
