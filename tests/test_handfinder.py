@@ -35,6 +35,8 @@ def test_frames_are_deterministic_and_labelled(prior):
         assert len(f.crops) == len(f.crop_hand) == len(f.crop_kind)
         assert f.crop_hand.sum() == (1 if f.hand else 0)  # one hand crop per hand frame, around the palm
     assert any(f.left for f in frames) and any(not f.left for f in frames)
+    kinds = {k for f in frames for k in f.crop_kind}
+    assert {"head", "border"} <= kinds  # real-looking heads and fragments cut by the frame's edge
 
 
 def test_mirrored_and_scaled_scenes():

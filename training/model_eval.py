@@ -150,7 +150,7 @@ def sr305_palm_mm(depth_mm: np.ndarray, K, landmarks) -> np.ndarray:
         tip, base = _surface_mm(depth_mm, K, tip_uv, 2), _surface_mm(depth_mm, K, base_uv, 3)
         axis = (base - tip) / np.linalg.norm(base - tip)
         mcps.append(base + MCP_BEHIND_WEB_MM * axis)
-    palm = (wrist + np.sum(mcps, axis=0)) / 5.0
+    palm = np.mean([wrist, *mcps], axis=0)  # skeleton.PALM_JOINTS: the wrist and the four MCPs
     surface = _surface_mm(depth_mm, K, project(palm, K), 3)
     return surface * (surface[2] + PALM_BEHIND_SURFACE_MM) / surface[2]
 

@@ -84,21 +84,25 @@ def _render(scene: scenes.Scene, K: Intrinsics) -> tuple[np.ndarray, np.ndarray]
     return render_planes(scene.planes, K, scene.plane_parts, depth, labels)
 
 
-def _torso(scene: scenes.Scene) -> int | None:
+def _body_capsule(scene: scenes.Scene, k: int) -> int | None:
+    """The index of the scene's k-th body capsule (0 upper arm, 1 torso, 2 head), or None without a body."""
     body = np.nonzero(scene.parts == scenes.PART_BODY)[0]
-    return int(body[1]) if body.size >= 3 else None  # body capsules: upper arm, torso, head
+    return int(body[k]) if body.size >= 3 else None
+
+
+def _torso(scene: scenes.Scene) -> int | None:
+    return _body_capsule(scene, 1)
 
 
 def _head(scene: scenes.Scene) -> int | None:
-    body = np.nonzero(scene.parts == scenes.PART_BODY)[0]
-    return int(body[2]) if body.size >= 3 else None
+    return _body_capsule(scene, 2)
 
 
 def _as_real_heads_look(depth: np.ndarray, K: Intrinsics, head: np.ndarray, radius: float,
                         rng: np.random.Generator) -> np.ndarray | None:
     """A copy of the frame in which the head has lost what real depth cameras lose on a head: the hair (no depth
     above a ragged line across the head), the eyes, and often everything above the image's top edge. Real heads
-    cut up like this reach hand-like presence (0.6-0.98 on the SR305 frames) when the presence net has only seen
+    cut up like this reached hand-like presence (0.4-0.98 on the SR305 frames) when the presence net had only seen
     whole, smooth ones."""
     (u, v), = project(head[None], K)
     r_px = radius * K.fx / head[2]
