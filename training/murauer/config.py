@@ -50,7 +50,11 @@ DEFAULTS: dict = {
                   "batch": {"synthetic": 16, "real_labelled": 16, "real_unlabelled": 16, "paired": 16},
                   # False: real crops go straight to p, m stays the identity (the experiment's baseline:
                   # f + p trained on source and target labels)
-                  "map_real": True},
+                  "map_real": True,
+                  # f's and p's learning rate as a fraction of lr. 0 freezes them, batch-norm statistics
+                  # included, so that p(f(x)) on synthetic crops stays exactly the pretrained one and only m
+                  # (with g and h) learns: the way to align a few real frames without drifting f.
+                  "backbone_lr": 1.0},
     },
     "loss": {"beta": 0.02,        # smooth L1 on normalised joints
              "paired": 0.2, "view": 1e-4, "adversarial": 1e-5},  # 0 leaves that task (and its network) out
@@ -92,8 +96,8 @@ def _check(config: dict, source) -> None:
         raise HandtrackError(f"{source}: model.widths, depths and strides need one entry per stage (3 or more)")
     for name in STAGES:
         st = config["stages"][name]
-        if st["steps"] < 0 or st["lr"] <= 0 or st["warmup"] < 0:
-            raise HandtrackError(f"{source}: stages.{name} needs steps >= 0, warmup >= 0 and lr > 0")
+        if st["steps"] < 0 or st["lr"] <= 0 or st["warmup"] < 0 or st.get("backbone_lr", 1.0) < 0:
+            raise HandtrackError(f"{source}: stages.{name} needs steps >= 0, warmup >= 0, lr > 0 and backbone_lr >= 0")
     if config["stages"]["pretrain"]["batch"] <= 0 or min(config["stages"]["adapt"]["batch"].values()) < 0:
         raise HandtrackError(f"{source}: batch sizes must be positive")
     for src in config["data"]["real"]:

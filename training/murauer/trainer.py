@@ -124,9 +124,24 @@ class MurauerTrainer:
         m = self.model
         if name == "pretrain":
             return {"main": torch.optim.AdamW([*m.f.parameters(), *m.p.parameters()], cfg["lr"], weight_decay=wd)}
-        main = [*m.f.parameters(), *m.p.parameters(), *m.m.parameters(), *m.g.parameters()]
-        return {"main": torch.optim.AdamW(main, cfg["lr"], weight_decay=wd),
+        groups = [{"params": [*m.m.parameters(), *m.g.parameters()], "lr_scale": 1.0}]
+        if cfg["backbone_lr"] > 0:
+            groups.insert(0, {"params": [*m.f.parameters(), *m.p.parameters()], "lr_scale": cfg["backbone_lr"]})
+        return {"main": torch.optim.AdamW(groups, cfg["lr"], weight_decay=wd),
                 "critic": torch.optim.AdamW(m.h.parameters(), cfg["lr"], weight_decay=wd)}
+
+    def _frozen(self, stage: str) -> list[nn.Module]:
+        """The parts that `stage` leaves exactly as they are: f and p when the adapt stage's backbone_lr is 0.
+        They stay in eval mode, so that not even their batch-norm statistics move."""
+        if stage == "adapt" and self.config["stages"]["adapt"]["backbone_lr"] == 0:
+            return [self.model.f, self.model.p]
+        return []
+
+    def _train_mode(self, stage: str) -> None:
+        self.model.train()
+        for part in self._frozen(stage):
+            part.eval()
+            part.requires_grad_(False)
 
     def _pretrain_step(self, rng: np.random.Generator, opt: dict) -> dict[str, float]:
         s, beta = self.data.synthetic, self.config["loss"]["beta"]
@@ -218,13 +233,15 @@ class MurauerTrainer:
         current weights. The running averages kept during training lag the weights; measured on the shipped
         run at step 9000 (lr still high), they gave 40.8 mm where re-estimated statistics give 9.8 mm. Training
         never reads running statistics, so refreshing them changes nothing but evaluation and export."""
-        norms = [mod for mod in self.model.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+        frozen = {id(mod) for part in self._frozen(stage) for mod in part.modules()}
+        norms = [mod for mod in self.model.modules()
+                 if isinstance(mod, nn.modules.batchnorm._BatchNorm) and id(mod) not in frozen]
         momenta = [mod.momentum for mod in norms]
         modes = [(mod, mod.training) for mod in self.model.modules()]
         for mod in norms:
             mod.reset_running_stats()
             mod.momentum = None  # a plain average over the batches below
-        self.model.train()
+        self._train_mode(stage)
         m, mapping = self.model, self.config["stages"]["adapt"]["map_real"]
         rng = np.random.default_rng([self.config["seed"], 99])
         with self._autocast():
@@ -292,6 +309,7 @@ class MurauerTrainer:
         trained, last_stage = False, "pretrain"
         for si, name, cfg in stages_to_run(STAGES, self.config, self.position):
             opt = self._optimisers(name)
+            self._train_mode(name)
             if self.position["step"] > 0 and self._optim_state:
                 for k, o in opt.items():
                     o.load_state_dict(self._optim_state[k])
@@ -305,7 +323,8 @@ class MurauerTrainer:
                 step = self.position["step"]
                 for o in opt.values():
                     for group in o.param_groups:
-                        group["lr"] = cfg["lr"] * lr_factor(step, cfg["steps"], cfg["warmup"])
+                        scale = group.get("lr_scale", 1.0)  # backbone_lr on f and p in the adapt stage
+                        group["lr"] = cfg["lr"] * scale * lr_factor(step, cfg["steps"], cfg["warmup"])
                 running.add(step_fn(step_generator(self.config["seed"], si, step, self.rank), opt))
                 trained = True
                 self.position["step"] = step = step + 1
