@@ -167,6 +167,22 @@ def test_render_trains_ali_and_the_generator_alone(full_run):
     assert rows and all(math.isfinite(r["render"]) for r in rows)
 
 
+def test_a_wider_generator_starts_fresh_on_a_trained_model(full_run, shards, tmp_path):
+    """init_fresh_generator: every network of init_from but the generator, which takes gen_widths and learns;
+    without it, other generator widths are a one-line error."""
+    raw = tiny_config(shards, vae=0, gan=0, ali=0, joint=0, render=2, refine=0)
+    raw["init_from"] = str(full_run["out"] / "final.pt")
+    raw["model"] = {"gen_widths": [16, 12, 8, 8, 4]}
+    code, _, err = train(write_config(tmp_path / "refused.json", raw), tmp_path / "refused")
+    assert_one_error_line(code, err, "gen_widths")
+    raw["init_fresh_generator"] = True
+    code, _, err = train(write_config(tmp_path / "wide.json", raw), tmp_path / "wide")
+    assert code == 0, err
+    before, after = load(full_run["out"] / "final.pt")["model"], load(tmp_path / "wide" / "final.pt")["model"]
+    assert after["gen.fc.0.weight"].shape == (16 * 16, 23)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("vae.", "dis.")))
+
+
 def test_refine_trains_the_pose_route_alone_with_a_decaying_learning_rate(full_run):
     """The refine stage moves the trunk and the posterior head only, and its learning rate follows the cosine
     down to (nearly) 0 by its last step."""

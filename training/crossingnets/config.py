@@ -17,7 +17,8 @@ DEFAULTS: dict = {
     "seed": 0,
     "threads": 0,                 # torch intra-op threads; 0 = torch's default
     "bf16": False,                # autocast training steps to bfloat16 (about 2x faster on an AVX-512 BF16 CPU)
-    "model": {"vae_hidden": 40, "width": 32, "cube_mm": 250.0},
+    # gen_widths: the generator's channels at 4x4 .. 64x64 (5 numbers); null = `width` at every scale (the paper's)
+    "model": {"vae_hidden": 40, "width": 32, "cube_mm": 250.0, "gen_widths": None},
     "data": {
         "sources": [],            # [{"path": shard folder, "labelled_fraction": 1.0, "limit": null}]
         "val": None,              # {"path": shard folder, "limit": 500}
@@ -42,6 +43,7 @@ DEFAULTS: dict = {
     # labelled ones also enter the generator's tasks (reconstruction, smoothness) with as many random latents.
     "batch": {"labelled": 64, "unlabelled": 16, "synth": 16},
     "init_from": None,            # a checkpoint whose weights start this run (e.g. a shared pretrained GAN)
+    "init_fresh_generator": False,  # take all of init_from but its generator, which starts anew (other gen_widths)
     "posterior_only": False,      # the baselines: train the posterior alone (joint stage: L_pos only)
     "init_trunk_from_gan": True,  # keep the GAN-pretrained trunk (False: re-initialise it before the posterior)
     "latent_noise": 0.05,         # std of the noise added to Enc(y) in training

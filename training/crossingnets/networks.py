@@ -3,6 +3,7 @@
     pose VAE       pose (3J) -> 40 -> mu, logvar (20)          20 -> 40 -> pose (3J)
     Ali            shared latent z (23) -> the GAN's latent z_x in (-1, 1)^23
     generator      z_x (23) -> FC 512 -> 32x4x4 -> four transposed convs (8..64) -> 1x128x128, tanh
+                   (wider at will: model.gen_widths)
     discriminator  a trunk of two stride-2 convs (128 -> 32) shared by three heads, each three more convs:
                    the GAN head (real/synthetic logit), the posterior head (depth -> z) and the Siamese
                    smoothness head (two depths -> z1 - z2).
@@ -73,16 +74,20 @@ class Ali(nn.Module):
 
 
 class DepthGenerator(nn.Module):
-    """DCGAN-style generator of normalised 128x128 depth crops from z_x in (-1, 1)^23."""
+    """DCGAN-style generator of normalised 128x128 depth crops from z_x in (-1, 1)^23. `widths`: channels at 4x4,
+    8x8, 16x16, 32x32 and 64x64; the paper's are 32 at every scale (`width`)."""
 
-    def __init__(self, latent: int = LATENT, width: int = 32, upsamplings: int = 4):
+    def __init__(self, latent: int = LATENT, width: int = 32, widths: list[int] | None = None):
         super().__init__()
-        self.width = width
-        self.fc = nn.Sequential(nn.Linear(latent, width * 16), nn.BatchNorm1d(width * 16), nn.ReLU())
+        widths = list(widths) if widths else [width] * 5
+        if len(widths) != 5:
+            raise ValueError(f"the generator takes 5 widths (4x4 .. 64x64), got {widths}")
+        self.width = widths[0]
+        self.fc = nn.Sequential(nn.Linear(latent, widths[0] * 16), nn.BatchNorm1d(widths[0] * 16), nn.ReLU())
         layers: list[nn.Module] = []
-        for _ in range(upsamplings):  # 4 -> 8 -> 16 -> 32 -> 64
-            layers += [nn.ConvTranspose2d(width, width, KERNEL, STRIDE, PAD), nn.BatchNorm2d(width), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(width, 1, KERNEL, STRIDE, PAD), nn.Tanh()]  # -> 128
+        for cin, cout in zip(widths, widths[1:]):  # 4 -> 8 -> 16 -> 32 -> 64
+            layers += [nn.ConvTranspose2d(cin, cout, KERNEL, STRIDE, PAD), nn.BatchNorm2d(cout), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(widths[-1], 1, KERNEL, STRIDE, PAD), nn.Tanh()]  # -> 128
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z_x: torch.Tensor) -> torch.Tensor:
@@ -143,11 +148,11 @@ class Discriminator(nn.Module):
 class CrossingNets(nn.Module):
     """All networks of one model, so that one state_dict checkpoints them together."""
 
-    def __init__(self, num_joints: int = 21, vae_hidden: int = 40, width: int = 32):
+    def __init__(self, num_joints: int = 21, vae_hidden: int = 40, width: int = 32, gen_widths: list[int] | None = None):
         super().__init__()
         self.vae = PoseVAE(3 * num_joints, vae_hidden)
         self.ali = Ali()
-        self.gen = DepthGenerator(width=width)
+        self.gen = DepthGenerator(width=width, widths=gen_widths)
         self.dis = Discriminator(width=width)
 
     def render(self, z: torch.Tensor) -> torch.Tensor:

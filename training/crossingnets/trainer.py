@@ -38,25 +38,29 @@ CHECKPOINT_FORMAT = 1
 
 def build_model(config: dict) -> CrossingNets:
     m = config["model"]
-    return CrossingNets(vae_hidden=m["vae_hidden"], width=m["width"])
+    return CrossingNets(vae_hidden=m["vae_hidden"], width=m["width"], gen_widths=m.get("gen_widths"))
 
 
 def load_checkpoint(path: str | Path) -> dict:
     return read_checkpoint(path, CHECKPOINT_FORMAT, "Crossing Nets")
 
 
-def load_weights(model: CrossingNets, ckpt: dict, config: dict, source: str | Path) -> None:
-    """The checkpoint's weights into `model`, or one line saying why they do not fit."""
-    theirs = json.loads(ckpt["config"]).get("model", {})
-    differ = [k for k in config["model"] if k in theirs and theirs[k] != config["model"][k]]
+def load_weights(model: CrossingNets, ckpt: dict, config: dict, source: str | Path, fresh: bool = False) -> None:
+    """The checkpoint's weights into `model`, or one line saying why they do not fit. fresh: all but the
+    generator's, which starts anew (another generator size on a trained model: `init_fresh_generator`)."""
+    theirs = {"gen_widths": None, **json.loads(ckpt["config"]).get("model", {})}
+    ours = {"gen_widths": None, **config["model"]}
+    differ = [k for k in ours if k in theirs and theirs[k] != ours[k] and not (fresh and k == "gen_widths")]
     if differ:
-        ours = config["model"]
         sizes = ", ".join(f"{k} {theirs[k]} != {ours[k]}" for k in differ)
         raise HandtrackError(f"{source}: a model of other sizes ({sizes})")
+    state = {k: v for k, v in ckpt["model"].items() if not (fresh and k.startswith("gen."))}
     try:
-        model.load_state_dict(ckpt["model"])
+        missing, _ = model.load_state_dict(state, strict=not fresh)
     except RuntimeError as exc:
         raise HandtrackError(f"{source}: weights do not fit this model ({str(exc).splitlines()[0][:200]})") from exc
+    if fresh and any(not k.startswith("gen.") for k in missing):
+        raise HandtrackError(f"{source}: weights do not fit this model (missing {missing[0]})")
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[CrossingNets, dict]:
@@ -85,7 +89,8 @@ class Trainer:
         if resume and (self.out / "last.pt").exists():
             self._restore(load_checkpoint(self.out / "last.pt"), self.out / "last.pt")
         elif config.get("init_from"):
-            load_weights(self.model, load_checkpoint(config["init_from"]), config, config["init_from"])
+            load_weights(self.model, load_checkpoint(config["init_from"]), config, config["init_from"],
+                         fresh=bool(config.get("init_fresh_generator")))
         if not config["init_trunk_from_gan"] and self.position == {"stage": 0, "step": 0}:
             for m in self.model.dis.trunk.modules():
                 if hasattr(m, "reset_parameters") and m is not self.model.dis.trunk:
