@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from handtrack.app.cli import main  # noqa: E402
 from handtrack.inference.errors import HandtrackError  # noqa: E402
-from handtrack.training.crossingnets import losses, stages  # noqa: E402
+from handtrack.training.crossingnets import stages  # noqa: E402
 from handtrack.training.crossingnets.config import STAGES, load_config, make_config  # noqa: E402
 from handtrack.training.crossingnets.data import load_shards, load_sources  # noqa: E402
 from handtrack.training.synth.generator import SynthConfig, generate_shard  # noqa: E402
@@ -402,22 +402,6 @@ def test_semisup_runs_three_models_per_fraction_and_resumes(shards, tmp_path):
     assert (tmp_path / "ss" / "full_25" / "last.pt").stat().st_mtime_ns == stamp
 
 
-def test_the_hand_alone_keeps_the_pixels_near_the_bones_and_nothing_behind_or_beside_them():
-    """losses.hand_only on a wall at the centre's depth with every bone on the line y = 0, and a second wall
-    50 mm behind the first on the right half: kept within 20 mm of the line on the near wall, background elsewhere."""
-    crops = torch.zeros(1, 1, 128, 128)
-    crops[..., 64:] = 0.4  # the right half 50 mm deeper: beside the bones in the image, but far from them in depth
-    joints = torch.zeros(1, 21, 3)
-    joints[0, :, 0] = torch.linspace(-0.6, -0.05, 21)  # all on the left half, along x at y = 0, depth 0
-    out = losses.hand_only(crops, joints)[0, 0]
-    rows = (torch.arange(128) - 63.5) / 64
-    kept_rows = rows[(out[:, 20] < 1)]
-    assert kept_rows.abs().max() <= losses.HAND_RADIUS + 2 / 64 and kept_rows.abs().min() < 0.02
-    assert (out[:, 64:] == 1).all()                   # the deeper wall is not the hand
-    assert (out[:, :8] == 1).all()                    # past the first joint's end by more than the radius
-    assert (out[out < 1] == 0).all()                  # kept pixels keep their depth
-
-
 def test_the_render_loss_is_eq6_or_the_mean_absolute_error_and_nothing_else(tmp_path, shards):
     from handtrack.training.crossingnets.networks import LATENT, CrossingNets
 
@@ -428,9 +412,6 @@ def test_the_render_loss_is_eq6_or_the_mean_absolute_error_and_nothing_else(tmp_
         assert stages.RenderLoss(model, 1.0, "l1")(z, real) == pytest.approx(float((synth - real).abs().mean()))
         assert stages.RenderLoss(model, 0.01, "recons")(z, real) == pytest.approx(
             float(torch.clamp((synth - real) ** 2, max=0.01).mean()))
-        joints = torch.rand(4, 21, 3) - 0.5
-        assert stages.RenderLoss(model, 1.0, "hand_l1")(z, real, joints) == pytest.approx(
-            float((synth - losses.hand_only(real, joints)).abs().mean()))
     raw = tiny_config(shards)
     raw["stages"]["render"]["loss"] = "l2"
     with pytest.raises(HandtrackError, match="render.loss"):

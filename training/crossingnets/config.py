@@ -78,8 +78,8 @@ def _check(config: dict, source) -> None:
     if b["synth"] > b["labelled"]:
         raise HandtrackError(f"{source}: batch.synth ({b['synth']}) cannot exceed batch.labelled ({b['labelled']}): "
                              "the generator's tasks take the first batch.synth labelled crops")
-    if config["stages"]["render"]["loss"] not in ("recons", "l1", "hand_l1"):
-        raise HandtrackError(f"{source}: stages.render.loss must be \"recons\", \"l1\" or \"hand_l1\"")
+    if config["stages"]["render"]["loss"] not in ("recons", "l1"):
+        raise HandtrackError(f"{source}: stages.render.loss must be \"recons\" or \"l1\"")
     for name, stage in config["stages"].items():
         if stage["steps"] < 0 or stage.get("batch", 1) <= 0 or stage["lr"] <= 0:
             raise HandtrackError(f"{source}: stages.{name} needs steps >= 0, a positive batch and lr")

@@ -9,10 +9,6 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from handtrack.inference.skeleton import BONES
-
-HAND_RADIUS = 0.16  # normalised (cube/2 = 125 mm) units: 20 mm, a finger's surface and the palm between the bones
-
 
 def squared_norm(a: torch.Tensor) -> torch.Tensor:
     """Batch mean of the per-sample squared Euclidean norm."""
@@ -66,26 +62,3 @@ def decoded_pose_error(vae, z_pred: torch.Tensor, z_true: torch.Tensor, pose_lat
     with torch.no_grad():
         target = joints(z_true)
     return squared_norm(joints(z_pred) - target)
-
-
-def hand_only(crops: torch.Tensor, joints: torch.Tensor, radius: float = HAND_RADIUS, cell: int = 4) -> torch.Tensor:
-    """The crops (B, 1, S, S) with every pixel farther than `radius` from the hand's bones (joints (B, 21, 3),
-    normalised) set to background (+1): the hand alone, without the body, arm or clutter behind it, which no pose
-    latent can know. The distance is taken per cell of cell x cell pixels at the cell's nearest surface (16 times
-    cheaper than per pixel); a pixel is kept where its cell is near the bones and its own depth within `radius` of
-    that surface, so the body behind a finger's edge goes. A point sits at its crop position and normalised
-    depth; the crop spans [-1, 1] at the centre's depth, and perspective inside the cube is left out (under 5 %
-    for a hand within 25 mm of the centre depth at 0.6 m)."""
-    size = crops.shape[-1]
-    surface = -F.max_pool2d(-crops.float(), cell)                                     # (B, 1, s, s) nearest
-    grid = (torch.arange(size // cell, dtype=torch.float32) * cell + (cell - 1) / 2 - (size - 1) / 2) / (size / 2)
-    y, x = torch.meshgrid(grid, grid, indexing="ij")
-    points = torch.stack([x.expand_as(surface[:, 0]), y.expand_as(surface[:, 0]), surface[:, 0]], -1)
-    points = points.reshape(len(crops), -1, 1, 3)                                     # (B, cells, 1, 3)
-    a = joints[:, [p for p, _ in BONES]].float()[:, None]                             # (B, 1, bones, 3)
-    ab = joints[:, [c for _, c in BONES]].float()[:, None] - a
-    t = (((points - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)).clamp(0, 1)
-    near = (points - a - t[..., None] * ab).norm(dim=-1).amin(-1) <= radius          # (B, cells)
-    near = F.interpolate(near.reshape(surface.shape).float(), scale_factor=cell, mode="nearest") > 0
-    on_surface = (crops - F.interpolate(surface, scale_factor=cell, mode="nearest")).abs() <= radius
-    return torch.where(near & on_surface & (crops < 1), crops, torch.ones_like(crops))

@@ -90,19 +90,16 @@ class AliLoss(nn.Module):
 class RenderLoss(nn.Module):
     """Ali and the generator both trained: the render route alone draws labelled crops, by eq. 6 (the clipped
     squared error) or by the mean absolute error, whose optimum is the per-pixel median: where the latent leaves
-    a finger's exact place uncertain, the squared error's mean smears it over the places it could be.
-    "hand_l1": the mean absolute error against the hand alone (`losses.hand_only`), body and clutter removed."""
+    a finger's exact place uncertain, the squared error's mean smears it over the places it could be."""
 
     def __init__(self, model: CrossingNets, tau: float, loss: str):
         super().__init__()
         self.ali, self.gen = model.ali, model.gen
-        self.tau, self.loss = tau, loss
+        self.tau, self.l1 = tau, loss == "l1"
 
-    def forward(self, z: torch.Tensor, real: torch.Tensor, joints: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         synth = self.gen(self.ali(z))
-        if self.loss == "hand_l1":
-            return (synth - losses.hand_only(real, joints)).abs().mean()
-        if self.loss == "l1":
+        if self.l1:
             return (synth - real).abs().mean()
         return losses.clipped_reconstruction(synth, real, self.tau)
 
@@ -330,8 +327,8 @@ class RenderStage(Stage):
 
     def step(self, rng):
         self._cosine_lr(self.optimizers["render"])
-        x_l, z_l, y_l = self.t.labelled_batch_with_joints(rng, self.cfg["batch"])
-        loss = self.loss(z_l, x_l, y_l)
+        x_l, z_l = self.t.labelled_batch(rng, self.cfg["batch"])
+        loss = self.loss(z_l, x_l)
         self._update(self.optimizers["render"], loss)
         return {"render": loss.item()}
 

@@ -115,14 +115,8 @@ class Trainer:
 
     def labelled_batch(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Crops and their shared latents z = [Enc(y) + noise, root offset]."""
-        return self.labelled_batch_with_joints(rng, n)[:2]
-
-    def labelled_batch_with_joints(self, rng: np.random.Generator,
-                                   n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Crops, their shared latents and their normalised joints y (B, 21, 3)."""
         idx = rng.integers(len(self.labelled), size=n)
-        joints = self.labelled.targets(idx)
-        return self.labelled.images(idx), self.latents(joints, self.config["latent_noise"]), joints
+        return self.labelled.images(idx), self.latents(self.labelled.targets(idx), self.config["latent_noise"])
 
     def unlabelled_batch(self, rng: np.random.Generator, n: int) -> torch.Tensor | None:
         if self.unlabelled is None or n == 0:
