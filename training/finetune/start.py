@@ -7,7 +7,7 @@ docs/finetune.md), with the model section of the training config and the version
 `write_start_weights` from a MURAUER checkpoint whenever a new default model is shipped:
 
     python -c "from handtrack.training.finetune.start import write_start_weights; \\
-               write_start_weights('runs/murauer_cpu_more/final.pt', 'models_onnx/murauer_train.pt', 'murauer-cpu-3')"
+               write_start_weights('runs/murauer_cpu_adapt/final.pt', 'models_onnx/murauer_train.pt', 'murauer-cpu-4')"
 
 `--model` of `handtrack finetune` takes a shipped name (murauer) or any MURAUER training checkpoint (.pt), such
 as the final.pt of an earlier fine-tuning run, to go on from there.
