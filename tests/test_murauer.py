@@ -149,7 +149,6 @@ def test_both_stages_train_every_loss_and_write_their_files(trained):
     assert not torch.allclose(model.m(x), x) and not model.m.is_identity()
 
 
-
 def test_a_frozen_backbone_adapts_only_the_mapping(trained, shards, tmp_path):
     """backbone_lr 0: f and p, batch-norm statistics included, end exactly as they started; m learns."""
     raw = raw_config(shards, pretrain=0, adapt=3)
@@ -162,6 +161,7 @@ def test_a_frozen_backbone_adapts_only_the_mapping(trained, shards, tmp_path):
         if k.startswith(("f.", "p.")):
             assert torch.equal(before[k], after[k]), k
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("m."))
+
 
 def test_real_data_comes_from_shards_frames_and_pairs(shards):
     config = make_config(raw_config(shards))

@@ -124,9 +124,10 @@ class MurauerTrainer:
         m = self.model
         if name == "pretrain":
             return {"main": torch.optim.AdamW([*m.f.parameters(), *m.p.parameters()], cfg["lr"], weight_decay=wd)}
+        # m and g first, at the stage's own rate: the history logs the first group's learning rate
         groups = [{"params": [*m.m.parameters(), *m.g.parameters()], "lr_scale": 1.0}]
         if cfg["backbone_lr"] > 0:
-            groups.insert(0, {"params": [*m.f.parameters(), *m.p.parameters()], "lr_scale": cfg["backbone_lr"]})
+            groups.append({"params": [*m.f.parameters(), *m.p.parameters()], "lr_scale": cfg["backbone_lr"]})
         return {"main": torch.optim.AdamW(groups, cfg["lr"], weight_decay=wd),
                 "critic": torch.optim.AdamW(m.h.parameters(), cfg["lr"], weight_decay=wd)}
 
