@@ -56,6 +56,7 @@ RECENTRE_AGAIN_MM = 10.0    # a hand found anew: another re-centred pass while t
 MAX_PASSES_FOUND = 4        # ... up to this many pose passes in all (docs/results.md: edge-on hands)
 ALTERNATIVE_PRESENCE = 0.9  # an alternative place is taken only this sure (each place judged is a chance of a
                             # false hand on a frame without one)
+REJUDGE_MM = 5.0            # a rejected first place is judged again where the pose passes moved the crop
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
 
 
@@ -234,6 +235,7 @@ class HandTracker:
                         (centre, crop, window, p_hand), p_left = alt, left
                         break
                 lat["localise"] += (time.perf_counter() - tp) * 1e3
+        judged_at = centre  # where the presence net looked
         as_is = None  # the pose model's (latent, joints, p(left)) on the crop as it is, where it says which hand
         if not found.tracked:  # a hand found anew: its side holds while it is tracked
             if self.options.hand == "auto" and self.pose_model.has_handedness:
@@ -264,6 +266,33 @@ class HandTracker:
             if (k == passes and self.options.recentre_found and not found.tracked and passes < MAX_PASSES_FOUND
                     and np.linalg.norm(centre - window.center) > RECENTRE_AGAIN_MM):
                 passes += 1  # a hand found anew whose palm is still far from the crop centre: once more, there
+        moved = np.linalg.norm(used_centre - judged_at) > REJUDGE_MM
+        if as_is is not None and moved:
+            # The pose model said which hand on the first crop, often off the palm (on the forearm, the hand half
+            # out of it); the crop the joints came from shows the hand itself: it says again, and where the side
+            # changes, the last pass is redone as the other hand (docs/results.md: handedness).
+            tp = time.perf_counter()
+            again = self.pose_model.predict_sided(crop)
+            self._left = _which_hand(p_left, again[2])
+            side = "left" if self._left > 0.5 else "right"
+            if side != hand:
+                hand = side
+                if side == "right":
+                    used_crop, used_latent, joints_norm = crop, again[0], again[1][0].astype(np.float64)
+                else:
+                    used_crop, used_latent, joints_norm = _right_hand_pose(self.pose_model, crop, side)
+                joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
+            infer_ms += (time.perf_counter() - tp) * 1e3
+        if p_hand is not None and p_hand < self.options.presence_threshold and moved:
+            # Presence rejected the first crop, but the passes re-centred it onto the predicted palm (a hand found
+            # off its palm: on the forearm, or half out of the first crop). The crop the joints came from is a new
+            # place, taken as an alternative is: only when the presence net is sure of it (docs/results.md).
+            tp = time.perf_counter()
+            p_again = self.presence_model.probability(crop)
+            infer_ms += (time.perf_counter() - tp) * 1e3
+            self.stats["presence_rejudged"] += 1
+            if p_again >= ALTERNATIVE_PRESENCE:
+                p_hand = p_again
         lat["crop"], lat["infer"] = crop_ms, infer_ms
         t3 = time.perf_counter()
         confidence = joint_plausibility(joints, depth, K)

@@ -51,7 +51,7 @@ def _trainer(methods, user, out, **more):
 
 @pytest.mark.parametrize("methods, losses", [
     (["semihand"], {"l_sup", "l_pl", "l_cons"}),
-    (["murauer"], {"l_sup", "l_m", "l_id", "l_h"}),
+    (["murauer"], {"l_sup", "l_m", "l_anchor", "l_h"}),
     (["awh"], {"l_sup", "l_w", "l_depth", "l_critic", "gp"}),
 ])
 def test_each_method_trains_a_few_steps_and_moves_the_weights(user, tmp_path, methods, losses):
@@ -67,6 +67,28 @@ def test_each_method_trains_a_few_steps_and_moves_the_weights(user, tmp_path, me
     if "semihand" in methods:
         assert [s["step"] for s in trainer.pseudo_stats] == [0, 1]  # refreshed at the start and half-way
         assert 0.0 <= trainer.pseudo_stats[-1]["kept_share"] <= 1.0
+
+
+def test_session_crops_take_the_exported_route_and_m_keeps_its_mapping(user, tmp_path):
+    """The shipped model's m is a trained mapping (its adapt stage): tuning runs session crops through it, as the
+    exported graph does, leaves it alone without the murauer method, and anchors it to its own output with it."""
+    shipped = _trainer(["semihand"], user, tmp_path / "semihand")
+    m = shipped.model
+    assert not m.m.is_identity()
+    x = shipped.sessions.crops.images(np.arange(4))
+    m.eval()
+    with torch.no_grad():
+        assert torch.allclose(shipped.route(x), m.p(m.m(m.f(x))))
+        assert not torch.allclose(shipped.route(x), m.p(m.f(x)), atol=1e-3)
+    before = {k: v.clone() for k, v in m.m.state_dict().items()}
+    shipped.run()
+    assert all(torch.equal(before[k], v) for k, v in m.m.state_dict().items())
+
+    # murauer with the critic's weight at 0: the anchor alone holds m where it started (not at the identity)
+    aligned = _trainer(["murauer"], user, tmp_path / "murauer", murauer={"adversarial": 0.0})
+    aligned.run()
+    assert aligned.history[0]["l_anchor"] < 1e-6
+    assert not aligned.model.m.is_identity()
 
 
 @pytest.mark.slow

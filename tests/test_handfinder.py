@@ -200,3 +200,21 @@ def test_a_rejected_first_place_gives_way_to_the_detectors_runner_up():
     tracker = HandTracker(TrackerOptions(smoothing=None))
     tracker.detector.detect = lambda depth, top=2, min_score=0.05: places[:top]
     assert not tracker.process(dataclasses.replace(frame, depth_mm=no_hand)).present
+
+
+def test_a_hand_first_seen_off_its_palm_is_judged_again_where_the_passes_centred_it(prior):
+    """A left hand held against the body (a held-out-style synthetic frame of a seed no training uses): the first
+    crop is off the palm, presence rejects it (0.002) and the pose model calls it a right hand there. The
+    re-centred passes bring the crop onto the palm, where presence and handedness are asked again."""
+    from handtrack.inference.frame import DepthFrame
+    from handtrack.training.detect.frames import make_frame
+    from handtrack.training.synth.sensors import SENSORS
+
+    f = make_frame(69, 7_300_001, prior, keep_full=True)
+    assert f.case == "touching" and f.left
+    tracker = HandTracker(TrackerOptions(smoothing=None))
+    r = tracker.process(DepthFrame(depth_mm=f.full_depth, intrinsics=SENSORS[f.sensor].intrinsics))
+    assert tracker.stats["presence_rejudged"] == 1
+    assert r.present and r.presence >= 0.9
+    assert np.linalg.norm(r.centre_mm - f.palm_mm) <= 30.0
+    assert r.hands[0].handedness == "left"

@@ -29,8 +29,9 @@ DEFAULTS: dict = {
         "pseudo": 1.0, "consistency": 0.1,  # loss weights (SemiHand's lambda_c = 0.1)
         "strong_deg": 30.0, "strong_shift": 0.12,  # the labelled side's diversity augmentation
     },
-    # l_m weight (the paper's) for m(f(x_real)) against the critic h; l_id: m is the identity on synthetic features
-    "murauer": {"adversarial": 1e-5, "identity": 1.0},
+    # l_m weight (the paper's) for m(f(x_real)) against the critic h; l_anchor: m keeps its starting output on
+    # synthetic features
+    "murauer": {"adversarial": 1e-5, "anchor": 1.0},
     "awh": {"critic": 1e-3, "gradient_penalty": 10.0, "depth": 1.0},
     "beta": 0.02,                 # smooth L1 on normalised joints, as MURAUER trains
     "bf16": True,

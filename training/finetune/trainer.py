@@ -8,7 +8,14 @@ one hand in one room, and re-estimating statistics on it would move every predic
     semihand   l_pl    pose loss of route(T(x_r)) against T(corrected pseudo-label), kept pseudo-labels only
                l_cons  route(T(x_r)) against T(route(x_r)) (the teacher's side detached), all session crops
     murauer    l_m     h(m(f(x_r)))^2: m maps real features to look synthetic to h (least squares), h learns
-                       synthetic -> 0, mapped real -> 1; real crops then go through m (route = p(m(f(x))))
+                       synthetic -> 0, mapped real -> 1
+               l_anchor m(f(x_s)) against the starting m's output on the same features: m keeps the mapping it
+                       came with (the identity for a model whose adapt stage never ran) unless the critic moves it
+
+Session crops always take the exported model's route, p(m(f(x))): the runtime sees only real depth and its graph
+holds m (murauer-cpu-4's m maps real SR305 features; skipping it during tuning and putting it back at export would
+tune p for inputs it never gets). Without the murauer method m is frozen; synthetic crops go through p(f(x)), as
+MURAUER trains them.
     awh        l_w     -D(w * f(x_r)): f moves real features towards the synthetic ones where the channel
                        weights w say the domains share them; D is a WGAN-GP critic
                l_d     the depth regulariser: our hand drawn from route(x_r) against the observed crop
@@ -19,6 +26,7 @@ from the session); kept when disagreement + correction residual <= tau_mm.
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -96,6 +104,10 @@ class FinetuneTrainer:
         self.cube = float(self.model_config["model"]["cube_mm"])
         self.half = self.cube / 2
         self.sessions, self.synthetic = sessions, synthetic
+        # m as it came: the anchor's target (m's own output, so a trained mapping is held, not undone)
+        self.start_m = copy.deepcopy(self.model.m).eval().requires_grad_(False)
+        if "murauer" not in self.methods:
+            self.model.m.requires_grad_(False)
         self.critic = (FeatureCritic(self.model_config["model"]["fused"])
                        if "awh" in self.methods and config["awh"]["critic"] > 0 else None)
         self.step, self.history = 0, []
@@ -112,8 +124,7 @@ class FinetuneTrainer:
     # --- the route real crops take, and training mode -----------------------------------------------------
     def route(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
-        feat = m.f(x)
-        return m.p(m.m(feat) if "murauer" in self.methods else feat)
+        return m.p(m.m(m.f(x)))
 
     def _train_mode(self) -> None:
         self.model.train()
@@ -199,7 +210,7 @@ class FinetuneTrainer:
         with self._autocast():
             feats = m.f(torch.cat([x_s, x_rt]))
             f_s, f_r = feats[: len(idx_s)], feats[len(idx_s):]
-            mapped = m.m(f_r) if "murauer" in self.methods else f_r
+            mapped = m.m(f_r)
             pred_r = m.p(mapped).float()
             out["l_sup"] = pose_loss(m.p(f_s), y_s, beta)
             total = out["l_sup"]
@@ -216,11 +227,13 @@ class FinetuneTrainer:
             if "murauer" in self.methods:
                 m.h.requires_grad_(False)
                 out["l_m"] = (m.h(mapped).float() ** 2).mean()
-                # m's only other signal: synthetic features are synthetic already, so m leaves them alone. Without
-                # it Adam moves m at full speed on the critic's gradient alone, whatever its weight (measured:
-                # 17.0 -> 21.6 mm on the user domain)
-                out["l_id"] = F.mse_loss(m.m(f_s).float(), f_s.detach().float())
-                total = total + cfg["murauer"]["adversarial"] * out["l_m"] + cfg["murauer"]["identity"] * out["l_id"]
+                # m's only other signal: on synthetic features m keeps doing what it did. Without it Adam moves m at
+                # full speed on the critic's gradient alone, whatever its weight (measured: 17.0 -> 21.6 mm on the
+                # user domain)
+                with torch.no_grad():
+                    held = self.start_m(f_s.detach()).float()
+                out["l_anchor"] = F.mse_loss(m.m(f_s).float(), held)
+                total = total + cfg["murauer"]["adversarial"] * out["l_m"] + cfg["murauer"]["anchor"] * out["l_anchor"]
             if self.critic is not None:
                 w = channel_weights(f_s, f_r)[None, :, None, None]
                 self.critic.requires_grad_(False)
