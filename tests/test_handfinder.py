@@ -80,7 +80,8 @@ def test_train_and_export_through_the_cli(tmp_path):
     try:
         code = main(["train", "detect", "--data", str(tmp_path / "f"), "--out", str(tmp_path / "run"),
                      "--detector-steps", "3", "--presence-steps", "3", "--batch", "8", "--threads", "1",
-                     "--export", str(tmp_path), "--version", "test-1", "--json", str(tmp_path / "r.json")])
+                     "--ragged-edges", "0.5", "--export", str(tmp_path), "--version", "test-1",
+                     "--json", str(tmp_path / "r.json")])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -95,6 +96,25 @@ def test_train_and_export_through_the_cli(tmp_path):
     assert 0.0 <= PresenceModel(tmp_path / "handfinder_presence.onnx").probability(np.ones((128, 128), np.float32)) <= 1.0
     with pytest.raises(HandtrackError, match="expected a 'presence' model"):
         PresenceModel(tmp_path / "handfinder_detector.onnx")
+
+
+def test_ragged_edges_streak_the_silhouette_and_nothing_else():
+    torch = pytest.importorskip("torch")
+    from handtrack.training.detect.trainer import ragged_edges
+
+    x = torch.ones(2, 1, 128, 128)
+    x[0, 0, 30:100, 40:90] = -0.2  # a surface; crop 1 is empty
+    before = x.clone()
+    ragged_edges(x, np.random.default_rng(0), share=1.0)
+    assert torch.equal(x[1], before[1])  # no silhouette, no streaks
+    changed = torch.nonzero(x[0, 0] != before[0, 0])
+    assert len(changed) > 0
+    # streaks hang beside the surface's left and right edges or cut into it, never far from them
+    cols = changed[:, 1]
+    assert ((cols >= 40 - 12) & (cols < 90 + 12)).all()
+    # a strip hanging into the background carries the surface's depth; a gap is background
+    values = x[0, 0][changed[:, 0], changed[:, 1]]
+    assert (((values - -0.2).abs() < 0.06) | (values == 1.0)).all()
 
 
 def _sr305(i=0):

@@ -78,6 +78,9 @@ def add_parser(sub) -> None:
     d.add_argument("--presence-steps", type=int, default=2000)
     d.add_argument("--lr", type=float, default=2e-3)
     d.add_argument("--init", type=Path, metavar="RUN", help="start both networks from a previous run folder's weights")
+    d.add_argument("--ragged-edges", type=float, default=0.0, metavar="SHARE",
+                   help="share of presence crops given SR305-like vertical streaks at their edges (default 0: "
+                        "handfinder-2 was trained without; docs/results.md)")
 
 
 def _network_parser(methods, name: str, run, help: str, data: str, out: str, batch: int, onnx: str, version: str,
@@ -125,7 +128,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from handtrack.training.detect.trainer import export, train
 
     result = train(args.data, args.out, args.detector_steps, args.presence_steps, args.batch, args.lr, args.threads,
-                   init=args.init)
+                   init=args.init, ragged=args.ragged_edges)
     if args.export:
         command = " ".join(["handtrack"] + sys.argv[1:])
         paths = export(args.out, args.export, args.version, command=command,

@@ -4,8 +4,9 @@ Detector targets on its stride-4 grid (CenterNet practice): a Gaussian bump (sig
 for the palm logit under the penalty-reduced focal loss; at the palm's cell its sub-cell offset and depth (L1);
 within 2 cells of it the left-hand logit (binary cross-entropy). Frames without a hand teach only "nothing here".
 Presence: binary cross-entropy on hand / not-a-hand crops, with holes punched into half of them (real sensors
-lose hair, dark and shiny surfaces and edges: a head with holes must not pass for a hand). Both mirror half of
-each batch (a mirrored right hand is a left hand, so the detector's left label flips).
+lose hair, dark and shiny surfaces and edges: a head with holes must not pass for a hand), and optionally
+(`ragged`, `--ragged-edges`) SR305-like vertical streaks along the silhouette's edges. Both mirror half of each
+batch (a mirrored right hand is a left hand, so the detector's left label flips).
 
 After training, a temperature fitted on held-out crops scales the presence logit so that its sigmoid is a
 calibrated probability; the exported graph includes it and outputs probabilities.
@@ -101,7 +102,7 @@ def frames_to_input(depth_mm: np.ndarray) -> torch.Tensor:
 
 def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_steps: int = 2000, batch: int = 64,
           lr: float = 2e-3, threads: int = 2, seed: int = 0, val_share: float = 0.05, log=print,
-          progress: bool = True, init: Path | None = None) -> dict:
+          progress: bool = True, init: Path | None = None, ragged: float = 0.0) -> dict:
     """Train the detector, then the presence net, into `out` (detector.pt, presence.pt, result.json). `init`: a
     previous run folder whose weights both networks start from (a network given 0 steps is copied as it is)."""
     torch.manual_seed(seed)
@@ -115,7 +116,7 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
     out.mkdir(parents=True, exist_ok=True)
     result = {"data": [str(p) for p in data], "frames": n, "crops": m, "val_frames": n_val, "val_crops": m_val,
               "batch": batch, "lr": lr, "detector_steps": detector_steps, "presence_steps": presence_steps,
-              "init": str(init) if init else None}
+              "init": str(init) if init else None, "ragged_edges": ragged}
     rng = np.random.default_rng(seed)
     start = time.time()
 
@@ -167,6 +168,8 @@ def train(data: list[Path], out: Path, detector_steps: int = 3000, presence_step
             g["lr"] = _lr(step, presence_steps, lr)
         idx = rng.integers(m - m_val, size=batch)
         x = punch_holes(torch.from_numpy(crops[idx].astype(np.float32))[:, None], rng)
+        if ragged:
+            x = ragged_edges(x, rng, share=ragged)
         flip = torch.from_numpy(rng.random(batch) < 0.5)
         x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[-1]), x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -236,6 +239,33 @@ def punch_holes(x: torch.Tensor, rng: np.random.Generator, share: float = 0.5) -
             ry, rx = rng.uniform(2.0, 14.0, 2)
             img[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0] = 1.0
         img[torch.from_numpy(rng.random((H, W)) < rng.uniform(0.0, 0.15))] = 1.0
+    return x
+
+
+def ragged_edges(x: torch.Tensor, rng: np.random.Generator, share: float = 0.5) -> torch.Tensor:
+    """Vertical streaks at the silhouette's edges in `share` of the crops (B, 1, S, S): thin strips of a
+    surface's depth hanging into the background beside it and gaps cut into it, as a structured-light camera
+    (SR305) leaves along a body's edge. Real crops of a body cut by the frame's corner read as a hand (presence
+    0.8) for their finger-like fragments; hands get the streaks too, so only the shape is left to tell them apart."""
+    B, _, H, W = x.shape
+    for b in np.nonzero(rng.random(B) < share)[0]:
+        img = x[b, 0].numpy()  # a view: edited in place
+        fg = img < 0.99
+        edge = fg & ~(np.roll(fg, 1, 1) & np.roll(fg, -1, 1))  # surface pixels with background left or right
+        ys, xs = np.nonzero(edge)
+        if len(ys) == 0:
+            continue
+        for k in rng.choice(len(ys), size=min(len(ys), int(rng.integers(3, 16))), replace=False):
+            y, x0 = ys[k], xs[k]
+            length, width = int(rng.integers(6, 40)), int(rng.integers(1, 6))
+            y0 = int(np.clip(y - rng.integers(0, length), 0, H - 1))
+            side = 1 if not fg[y, min(x0 + 1, W - 1)] else -1  # the background side of this edge
+            if rng.random() < 0.6:  # a strip of the surface hanging into the background
+                c0 = int(np.clip(x0 + side * rng.integers(1, 7), 0, W - width))
+                img[y0:y0 + length, c0:c0 + width] = img[y, x0] + rng.normal(0.0, 0.01)
+            else:  # a gap cut into the surface
+                c0 = int(np.clip(x0 - side * rng.integers(1, 10), 0, W - width))
+                img[y0:y0 + length, c0:c0 + width] = 1.0
     return x
 
 
