@@ -111,6 +111,27 @@ def test_export_command_reports_parity(checkpoint, tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
 
 
+def test_int8_export_quantizes_the_pose_file_and_keeps_its_first_and_last_convolutions_in_float(checkpoint,
+                                                                                                  tmp_path):
+    import onnx
+
+    assert main(["export", "crossingnets", "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--name", "q",
+                 "--precision", "int8", "--data", str(DATA), "--json", str(tmp_path / "export.json")]) == 0
+    report = json.loads((tmp_path / "export.json").read_text())
+    assert max(report["parity_max_abs"].values()) <= report["tolerance"]  # the float files against torch
+    assert report["int8"]["crops"] > 0 and np.isfinite(report["int8"]["mean_joint_difference_mm"])
+    int8 = PoseModel(tmp_path / "q_pose.onnx")
+    assert int8.info.extra["precision"] == "int8" and len(int8.info.extra["kept_float"]) == 2
+    graph = onnx.load(str(tmp_path / "q_pose.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    float_convs = [n.name for n in graph.node if n.op_type == "Conv" and n.input[1] not in dequantized]
+    int8_convs = [n.name for n in graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
+    assert float_convs == int8.info.extra["kept_float"] and len(int8_convs) == 3  # int8 weights in the others
+    crop = np.random.default_rng(0).uniform(-1, 1, (1, 1, 128, 128)).astype(np.float32)
+    assert np.isfinite(int8.predict(crop)[1]).all()
+    assert not (tmp_path / "q_render_fp32.onnx").exists()  # the render routes stay float
+
+
 def test_eval_commands_score_an_exported_model(exported, tmp_path):
     out = tmp_path / "synth.json"
     assert main(["eval", "synth", "--model", str(exported["pose"]), "--sensor", "sr305", "--n", "8",

@@ -46,18 +46,21 @@ def calibration_crops(n: int, cube_mm: float, size: int, seed: int = CALIBRATION
     return np.concatenate(crops)[:, None].astype(np.float32)
 
 
-def _last_conv(path: Path) -> str:
+def _kept_convs(path: Path, keep_first: bool) -> list[str]:
+    """The convolutions left in float: the last, and with `keep_first` the first too."""
     import onnx
 
     convs = [node.name for node in onnx.load(str(path)).graph.node if node.op_type == "Conv"]
-    if not convs:
+    if len(convs) < 1 + keep_first:
         raise HandtrackError(f"{path}: no convolution to quantize")
-    return convs[-1]
+    return ([convs[0]] if keep_first else []) + [convs[-1]]
 
 
 def quantize_pose(float_path: str | Path, out_path: str | Path, n_calibration: int = 384,
-                  seed: int = CALIBRATION_SEED) -> dict:
-    """Write the int8 version of the float pose model at `float_path` to `out_path`; returns how it was made."""
+                  seed: int = CALIBRATION_SEED, keep_first: bool = False) -> dict:
+    """Write the int8 version of the float pose model at `float_path` to `out_path`; returns how it was made.
+    `keep_first` leaves the first convolution in float as well: Crossing Nets' first layer (6x6 kernels on the
+    raw crop, 32 filters) moved its joints by 10.7 mm in int8, its next two by 2.9 mm (docs/results.md)."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -77,7 +80,7 @@ def quantize_pose(float_path: str | Path, out_path: str | Path, n_calibration: i
             batch = next(self.batches, None)
             return None if batch is None else {info.inputs[0]: batch}
 
-    kept_float = _last_conv(float_path)
+    kept_float = _kept_convs(float_path, keep_first)
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
@@ -85,7 +88,7 @@ def quantize_pose(float_path: str | Path, out_path: str | Path, n_calibration: i
             quantize_static(str(prepared), str(quantized), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["Conv"],
-                            nodes_to_exclude=[kept_float],
+                            nodes_to_exclude=kept_float,
                             extra_options={"CalibPercentile": ACTIVATION_PERCENTILE})
         proto = onnx.load(str(quantized))
     recipe = {"precision": "int8", "float_model": float_path.name, "quantized": "Conv (weights per channel, int8; "

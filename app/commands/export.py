@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     _add_out(c)
     c.add_argument("--name", default="crossingnets", help="file name prefix (default crossingnets)")
     c.add_argument("--version", help="model version written into the metadata (default NAME-1)")
+    c.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="the pose file: fp32 (default) or int8 (its first and last convolutions in float; the "
+                        "float file kept beside it as NAME_pose_fp32.onnx and measured against it)")
     c.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data, for real parity crops")
     c.add_argument("--json", type=Path, metavar="OUT", help="write the files and parity figures as JSON")
     c.set_defaults(run=run_crossingnets)
@@ -59,8 +62,22 @@ def run_crossingnets(args: argparse.Namespace) -> int:
     from handtrack.training.crossingnets.export import export_checkpoint, parity, parity_inputs
 
     _quiet_exporter()
-    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version)
-    return _report(files, parity(args.checkpoint, files, parity_inputs(args.data)), args.json)
+    files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version, args.precision)
+    floats = {**files, "pose": files.get("pose_fp32", files["pose"])}  # torch parity: the float files
+    return _report(files, parity(args.checkpoint, floats, parity_inputs(args.data)), args.json,
+                   _int8_agreement(files))
+
+
+def _int8_agreement(files: dict) -> dict:
+    """The int8 pose file against its float original on held-out crops (printed and reported), if there is one."""
+    if "pose_fp32" not in files:
+        return {}
+    from handtrack.training.quantize import agreement
+
+    a = agreement(files["pose_fp32"], files["pose"])
+    print(f"int8 against float32 on {a['crops']} held-out crops: joints {a['mean_joint_difference_mm']:.2f} mm "
+          f"apart on average; error {a['int8_error_mm']:.2f} mm (float32 {a['float_error_mm']:.2f} mm)")
+    return {"int8": a}
 
 
 def run_murauer(args: argparse.Namespace) -> int:
@@ -72,15 +89,7 @@ def run_murauer(args: argparse.Namespace) -> int:
     centre = None if args.centre == "none" else args.centre
     files = export_checkpoint(args.checkpoint, _out_dir(args), args.name, args.version, centre, args.precision)
     float_file = files.get("pose_fp32", files["pose"])
-    extra = {}
-    if "pose_fp32" in files:
-        from handtrack.training.quantize import agreement
-
-        extra["int8"] = agreement(float_file, files["pose"])
-        a = extra["int8"]
-        print(f"int8 against float32 on {a['crops']} held-out crops: joints {a['mean_joint_difference_mm']:.2f} mm "
-              f"apart on average; error {a['int8_error_mm']:.2f} mm (float32 {a['float_error_mm']:.2f} mm)")
-    return _report(files, parity(args.checkpoint, float_file, args.data), args.json, extra)
+    return _report(files, parity(args.checkpoint, float_file, args.data), args.json, _int8_agreement(files))
 
 
 def _report(files: dict, diffs: dict[str, float], json_path: Path | None, extra: dict | None = None) -> int:

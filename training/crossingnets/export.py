@@ -53,8 +53,13 @@ def _routes(model: CrossingNets, cube_mm: float) -> dict[str, tuple[nn.Module, t
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str = "crossingnets",
-                      version: str | None = None) -> dict[str, Path]:
-    """Write the three ONNX files; returns role -> path."""
+                      version: str | None = None, precision: str = "fp32") -> dict[str, Path]:
+    """Write the three ONNX files; returns role -> path. With precision "int8" the pose file is quantized
+    (`training/quantize.py`, its first and last convolutions left in float) and the float one is kept beside it
+    as <name>_pose_fp32.onnx (role "pose_fp32"): the tracker runs the pose file on every frame, the render
+    files only in the GUI, so those stay in float."""
+    if precision not in ("fp32", "int8"):
+        raise HandtrackError(f"precision must be fp32 or int8, got {precision!r}")
     model, config = model_from_checkpoint(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     cube = float(config["model"]["cube_mm"])
@@ -71,7 +76,14 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str = "
                          input_size=IMAGE_SIZE, joint_set="canonical21", joint_names=skeleton.JOINT_NAMES,
                          inputs=tuple(inputs), outputs=tuple(outputs), training=training)
         path = out_dir / f"{name}_{role}.onnx"
-        write_onnx(module.eval(), example, inputs, outputs, info, path)
+        if role == "pose" and precision == "int8":
+            float_path = out_dir / f"{name}_pose_fp32.onnx"
+            write_onnx(module.eval(), example, inputs, outputs, info, float_path)
+            from handtrack.training.quantize import quantize_pose
+            quantize_pose(float_path, path, keep_first=True)
+            written["pose_fp32"] = float_path
+        else:
+            write_onnx(module.eval(), example, inputs, outputs, info, path)
         written[role] = path
     return written
 
