@@ -23,7 +23,7 @@ import numpy as np
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import METADATA_KEY, PoseModel
-from handtrack.training.crossingnets.export import save_onnx
+from handtrack.training.onnx_file import save_onnx
 
 LEFT_OUTPUT = "left"
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import METADATA_KEY, PoseModel
-from handtrack.training.crossingnets.export import save_onnx
+from handtrack.training.onnx_file import save_onnx
 
 CALIBRATION_SEED = 8_000_001   # neither a training seed (small numbers) nor the evaluation's (9_000_001)
 AGREEMENT_SEED = 8_000_002

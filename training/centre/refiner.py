@@ -117,7 +117,7 @@ def export(checkpoint: Path, out: Path, version: str, name: str = "crossingnets"
     """Write `<name>_centre.onnx` with the handtrack metadata, and check it against torch."""
     import onnxruntime as ort
 
-    from handtrack.training.crossingnets.export import write_onnx
+    from handtrack.training.onnx_file import write_onnx
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     net = CentreNet(ckpt["size"])

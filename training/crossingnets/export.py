@@ -9,8 +9,6 @@ to copy. Metadata: `inference/model.py` documents it; the engine refuses a file 
 """
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +17,14 @@ from torch import nn
 
 from handtrack.inference import skeleton
 from handtrack.inference.errors import HandtrackError
-from handtrack.inference.model import METADATA_KEY, ModelInfo
+from handtrack.inference.model import ModelInfo
+from handtrack.training.onnx_file import write_onnx
 
 from .codec import PoseCodec
 from .networks import IMAGE_SIZE, LATENT, CrossingNets
 from .routes import PoseRoute, RenderRoute
 from .trainer import load_checkpoint, model_from_checkpoint
 
-OPSET = 18
 
 
 class RenderFromPose(nn.Module):
@@ -86,42 +84,6 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str = "
             write_onnx(module.eval(), example, inputs, outputs, info, path)
         written[role] = path
     return written
-
-
-def write_onnx(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], info: ModelInfo,
-               path: Path, spatial: bool = False) -> None:
-    """Export `module` (batch dimension dynamic; with `spatial`, height and width too, for fully convolutional
-    networks that read whole frames) to one self-contained ONNX file carrying `info` as metadata."""
-    import onnx
-
-    shapes = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if spatial:
-        shapes.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # the exporter's own deprecation notices, not ours
-        program = torch.onnx.export(module, (example,), None, input_names=inputs, output_names=outputs,
-                                    dynamic_shapes=(shapes,), opset_version=OPSET, dynamo=True,
-                                    external_data=False, verbose=False)
-    proto = program.model_proto
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(info.to_metadata())
-    proto.doc_string = f"handtrack {info.method} {info.role} model, version {info.version}"
-    onnx.checker.check_model(proto)
-    save_onnx(proto, path)
-
-
-def save_onnx(proto, path: Path) -> None:
-    """Write a model as one file, atomically: a reader never sees half a file, a failed write leaves none."""
-    import onnx
-
-    tmp = path.with_suffix(".onnx.tmp")
-    try:
-        onnx.save_model(proto, str(tmp), save_as_external_data=False)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HandtrackError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def parity(checkpoint: str | Path, files: dict[str, Path], inputs: dict[str, np.ndarray]) -> dict[str, float]:

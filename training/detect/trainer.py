@@ -323,7 +323,7 @@ def export(run: Path, out: Path, version: str, command: str = "", data: str = ""
     """`<out>/handfinder_detector.onnx` and `handfinder_presence.onnx`, with metadata, checked against torch."""
     import onnxruntime as ort
 
-    from handtrack.training.crossingnets.export import write_onnx
+    from handtrack.training.onnx_file import write_onnx
 
     out.mkdir(parents=True, exist_ok=True)
     training = {"data": data, "command": command}

@@ -24,7 +24,8 @@ from torch import nn
 from handtrack.inference import skeleton
 from handtrack.inference.errors import HandtrackError
 from handtrack.inference.model import ModelInfo
-from handtrack.training.crossingnets.export import parity_inputs, write_onnx
+from handtrack.training.crossingnets.export import parity_inputs
+from handtrack.training.onnx_file import write_onnx
 
 from .networks import IMAGE_SIZE, Murauer, summary_vector
 from .trainer import load_checkpoint, model_from_checkpoint
