@@ -26,7 +26,6 @@ from .routes import PoseRoute, RenderRoute
 from .trainer import load_checkpoint, model_from_checkpoint
 
 
-
 class RenderFromPose(nn.Module):
     """Normalised joints -> depth: the VAE's mean latent of the pose plus its root offset, then the render route."""
 

@@ -11,14 +11,14 @@ one hand in one room, and re-estimating statistics on it would move every predic
                        synthetic -> 0, mapped real -> 1
                l_anchor m(f(x_s)) against the starting m's output on the same features: m keeps the mapping it
                        came with (the identity for a model whose adapt stage never ran) unless the critic moves it
+    awh        l_w     -D(w * f(x_r)): f moves real features towards the synthetic ones where the channel
+                       weights w say the domains share them; D is a WGAN-GP critic
+               l_d     the depth regulariser: our hand drawn from route(x_r) against the observed crop
 
 Session crops always take the exported model's route, p(m(f(x))): the runtime sees only real depth and its graph
 holds m (murauer-cpu-4's m maps real SR305 features; skipping it during tuning and putting it back at export would
 tune p for inputs it never gets). Without the murauer method m is frozen; synthetic crops go through p(f(x)), as
 MURAUER trains them.
-    awh        l_w     -D(w * f(x_r)): f moves real features towards the synthetic ones where the channel
-                       weights w say the domains share them; D is a WGAN-GP critic
-               l_d     the depth regulariser: our hand drawn from route(x_r) against the observed crop
 
 Pseudo-labels (semihand) are made by the model being tuned, at the start and again `refresh - 1` times: the
 average over weak perturbations T_k of T_k^-1(route(T_k(x))), corrected to the user's bone lengths (estimated
