@@ -11,8 +11,9 @@ nearest-object rule; then the model's centre refiner moves the centre onto the p
 trained on palm-centred crops; on a source's first frames the depth-unit check) -> crop (the one crop code
 training uses) -> presence (the presence net's p(hand) on the crop; a left hand, as the detector says, is mirrored
 for the right-hand pose model) -> infer (ONNX pose model; on a frame where the hand was found anew one more pass
-re-centred on the predicted palm, and optionally `refine_passes` more) -> post (back to camera mm, per-joint
-confidence, One Euro filtering).
+re-centred on the predicted palm, and optionally `refine_passes` more; a hand found anew is then judged again on
+its final crop, with our hand model rendered at the estimate and compared, agreement.py) -> post (back to camera
+mm, per-joint confidence, One Euro filtering).
 
 Frames the tracker cannot read (empty, wrong shape or dtype, depth that looks like metres) are skipped with a
 counted reason in `stats` and a result whose `skipped` says why; they never raise. numpy, opencv and
@@ -38,6 +39,7 @@ from .camera import Intrinsics, project
 from .crop import crop_and_normalise, denormalise_joints
 from .filters import OneEuroFilter, OneEuroOptions
 from .frame import DepthFrame, frame_time
+from .agreement import AgreementModel, agreement_features
 from .handfinder import DetectorModel, PresenceModel
 from .localise import LocaliserOptions, detect, palm_from_detection, track
 from .model import CentreModel, PoseModel, RenderModel
@@ -48,6 +50,7 @@ from .unit_check import DepthUnitCheck
 log = logging.getLogger("handtrack")
 STAGES = ("decode", "localise", "crop", "infer", "post")
 FINDER = "handfinder"       # the shipped detector and presence net (models_onnx/handfinder_*.onnx)
+AGREEMENT_FILE = "handfinder_agreement.json"  # presence with render-and-compare (agreement.py), beside them
 OPEN_3X3 = np.ones((3, 3), np.uint8)
 DETECT_MIN_SCORE = 0.3      # a detector peak below this is no hand (the depth rule then tries, presence judges)
 ALTERNATIVE_MIN_SCORE = 0.1  # ... but a peak down to this is still judged when the first place is not a hand
@@ -57,6 +60,8 @@ MAX_PASSES_FOUND = 4        # ... up to this many pose passes in all (docs/resul
 ALTERNATIVE_PRESENCE = 0.9  # an alternative place is taken only this sure (each place judged is a chance of a
                             # false hand on a frame without one)
 REJUDGE_MM = 5.0            # a rejected first place is judged again where the pose passes moved the crop
+AGREE_FROM = 0.05           # a crop the presence net gives at least this is rendered and compared (~10 ms, only
+                            # on a hand found anew; below it the agreement could not make it a hand anyway)
 METRES_LIKE_MAX = 20.0  # valid depths all below this: the frame is in metres (or another unit), not mm
 
 
@@ -79,6 +84,8 @@ class TrackerOptions:
     finder: bool = True                   # find the hand with the learned detector and presence net (handfinder);
                                           # False: the nearest-object rule alone, presence from plausibility
     presence_threshold: float = 0.5       # presence (a probability with the finder) below this -> no hand
+    agreement: bool = True                # a hand found anew: presence also from rendering our hand model at the
+                                          # estimate and comparing it with the crop (agreement.py), where shipped
     max_depth_mm: float = 2000.0
     cube_mm: float | None = None          # crop cube edge; None: the model's own (its metadata). The model sees
                                           # a larger cube as a smaller hand and joints scale back with it
@@ -138,7 +145,7 @@ def _pose_centre(joints_mm: np.ndarray) -> np.ndarray:
 
 class HandTracker:
     def __init__(self, options: TrackerOptions = TrackerOptions()):
-        from handtrack.models_onnx import resolve
+        from handtrack.models_onnx import HERE, resolve
 
         self.options = options
         self.pose_model = PoseModel(resolve(options.model, "pose"), threads=options.threads)
@@ -150,13 +157,16 @@ class HandTracker:
                 self.centre_model = CentreModel(centre_path, threads=options.threads)
         if options.render_compare:
             self.render_model = RenderModel(resolve(_render_name(options.model), "render"), threads=options.threads)
-        self.detector = self.presence_model = self.unit_check = None
+        self.detector = self.presence_model = self.unit_check = self.agreement = None
         if options.finder:
             detector, presence = _beside(FINDER, "detector"), _beside(FINDER, "presence")
             if detector is not None and presence is not None:
                 self.detector = DetectorModel(detector, threads=options.threads)
                 self.presence_model = PresenceModel(presence, threads=options.threads)
                 self.unit_check = DepthUnitCheck(self.detector)
+                agreement = HERE / AGREEMENT_FILE
+                if options.agreement and agreement.is_file():
+                    self.agreement = AgreementModel.load(agreement)
         info = self.pose_model.info
         self.cube_mm, self.input_size = options.cube_mm or info.cube_mm, info.input_size
         self.localiser = LocaliserOptions(cube_mm=self.cube_mm, max_depth_mm=options.max_depth_mm)
@@ -283,16 +293,12 @@ class HandTracker:
                 used_crop, used_latent, joints_norm = _right_hand_pose(self.pose_model, crop, side)
                 joints = denormalise_joints(joints_norm, window.center, self.cube_mm)
             infer_ms += (time.perf_counter() - tp) * 1e3
-        if p_hand is not None and p_hand < self.options.presence_threshold and moved:
-            # Presence rejected the first crop, but the passes re-centred it onto the predicted palm (a hand found
-            # off its palm: on the forearm, or half out of the first crop). The crop the joints came from is a new
-            # place, taken as an alternative is: only when the presence net is sure of it (docs/results.md).
+        if p_hand is not None and not found.tracked:
             tp = time.perf_counter()
-            p_again = self.presence_model.probability(crop)
+            model_joints = joints_norm * ([-1.0, 1.0, 1.0] if hand == "left" else 1.0)
+            p_hand = self._presence_found(p_hand, moved, crop, used_crop, model_joints, K, window.center,
+                                          hand == "left")
             infer_ms += (time.perf_counter() - tp) * 1e3
-            self.stats["presence_rejudged"] += 1
-            if p_again >= ALTERNATIVE_PRESENCE:
-                p_hand = p_again
         lat["crop"], lat["infer"] = crop_ms, infer_ms
         t3 = time.perf_counter()
         confidence = joint_plausibility(joints, depth, K)
@@ -320,6 +326,43 @@ class HandTracker:
                           render_error=render_error, latent=used_latent, crop=used_crop)
         return HandResult(hands=[found_hand], timestamp=float(timestamp), host_time=time.monotonic(), latency_ms=lat,
                           frame_index=index, frame_meta=meta)
+
+    def _presence_found(self, p_first: float, moved: bool, crop: np.ndarray, model_crop: np.ndarray,
+                        model_joints: np.ndarray, K: Intrinsics, centre: np.ndarray, left: bool) -> float:
+        """The presence of a hand found anew, judged on the crop its joints came from (`crop`; `model_crop` and
+        `model_joints` as the right-hand pose model saw and read it) by the presence net and, where the agreement
+        file is shipped, by how well our hand model rendered at those joints explains the crop (agreement.py).
+        `p_first` is the presence net's word where it looked first."""
+        rejected = p_first < self.options.presence_threshold
+        if (rejected and not moved) or (not rejected and self.agreement is None):
+            return p_first
+        # Presence rejected the first crop, but the passes re-centred it onto the predicted palm (a hand found off
+        # its palm: on the forearm, or half out of the first crop): a new place, taken as an alternative is, only
+        # when it is sure of it (docs/results.md).
+        p = self.presence_model.probability(crop) if moved else p_first
+        self.stats["presence_rejudged"] += int(rejected)
+        if self.agreement is not None and p >= AGREE_FROM:
+            p = self.agreement.probability(agreement_features(model_crop, model_joints, p, K, centre, self.cube_mm,
+                                                              left))
+            self.stats["agreement_judged"] += 1
+        return p if not rejected or p >= ALTERNATIVE_PRESENCE else p_first
+
+    def presence_at(self, depth: np.ndarray, K: Intrinsics, centre: np.ndarray) -> float:
+        """The presence a hand found anew at `centre` (mm) would be given, without re-centring: the presence net
+        on the crop there and, with the agreement file, the pose model's reading of it rendered and compared
+        (read as the hand the pose model's readout says, else as a right hand)."""
+        crop, window = crop_and_normalise(depth, K, centre, self.cube_mm, self.input_size)
+        p = self.presence_model.probability(crop)
+        if self.agreement is None or p < AGREE_FROM:
+            return p
+        return self.agreement.probability(self.agreement_features_at(crop, K, window.center, p))
+
+    def agreement_features_at(self, crop: np.ndarray, K: Intrinsics, centre: np.ndarray, p: float) -> np.ndarray:
+        """agreement.FEATURES for a crop read once by the pose model, as the hand its readout says."""
+        left = self.pose_model.has_handedness and self.pose_model.predict_sided(crop)[2] > 0.5
+        model_crop, _, joints = _right_hand_pose(self.pose_model, crop, "left" if left else "right")
+        model_joints = joints * ([-1.0, 1.0, 1.0] if left else 1.0)
+        return agreement_features(model_crop, model_joints, p, K, centre, self.cube_mm, left)
 
     def _locate(self, depth: np.ndarray, K: Intrinsics, lat: dict) -> Located:
         """Where to look: the previous palm, where the cube around it still holds a hand-sized surface; else the

@@ -374,7 +374,9 @@ def test_a_pose_file_learns_to_say_which_hand_and_the_tracker_reads_it(trained, 
     assert PoseModel(again).info.extra["handedness"]["mirrored_copies"] is False
     assert np.array_equal(PoseModel(again).predict(crop)[1], plain[1])
     (tmp_path / "sided_centre.onnx").write_bytes(files["centre"].read_bytes())
-    tracker = HandTracker(TrackerOptions(model=str(out)))
+    # A few steps of training draw no hand: render and compare would rightly call its estimate no hand (and a
+    # frame without a hand has no handedness), so presence is the presence net's alone here.
+    tracker = HandTracker(TrackerOptions(model=str(out), agreement=False))
     with open_source("demo", frames=3, realtime=False) as source:
         results = list(tracker.track(source))
     assert results[0].hands[0].left_probability is not None

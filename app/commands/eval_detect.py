@@ -20,6 +20,8 @@ def add_detect(targets) -> None:
     p.add_argument("--n", type=int, default=1000, help="synthetic frames")
     p.add_argument("--seed", type=int, default=None, help="synthetic seed (default: the held-out one)")
     p.add_argument("--no-finder", action="store_true", help="the nearest-object rule alone (for comparison)")
+    p.add_argument("--no-agreement", action="store_true",
+                   help="presence from the presence net alone, without render-and-compare (for comparison)")
     add_data(p, holding="nyu/ and realsense_sr305/")
     add_outputs(p, json="the results", png="overlays of the real frames")
 
@@ -37,8 +39,10 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if args.n < 0:
         raise HandtrackError("--n must be >= 0")
-    options = TrackerOptions(model=args.model, smoothing=None, finder=not args.no_finder)
-    out = {"benchmark": "hand_finding", "model": args.model, "finder": not args.no_finder}
+    options = TrackerOptions(model=args.model, smoothing=None, finder=not args.no_finder,
+                             agreement=not args.no_agreement)
+    out = {"benchmark": "hand_finding", "model": args.model, "finder": not args.no_finder,
+           "agreement": not args.no_agreement}
     if args.n:
         with tqdm(total=args.n, unit="frame", desc="eval detect", file=sys.stderr) as bar:
             out["synthetic"] = eval_synthetic(options, args.n, args.seed or HELD_OUT_SEED, progress=bar.update)
@@ -78,7 +82,9 @@ def _print_synthetic(s: dict) -> None:
               f"{_fmt(g.get('centre_error_mm_median'), False):>11}")
     if "presence_crops" in s:
         pc = s["presence_crops"]
-        print(f"  presence on {pc['crops']} held-out crops ({pc['hand_crops']} hands): ROC AUC {pc['roc_auc']:.4f}")
+        print(f"  presence on {pc['crops']} held-out crops ({pc['hand_crops']} hands): ROC AUC {pc['roc_auc']:.4f}"
+              + (f" (with render-and-compare {pc['roc_auc_with_agreement']:.4f})" if "roc_auc_with_agreement" in pc
+                 else ""))
         print("  mean presence per crop kind: " + ", ".join(f"{k} {v:.2f}"
                                                           for k, v in pc["per_kind_mean_presence"].items()))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from handtrack.inference.errors import HandtrackError, require
 from handtrack.inference.report import write_json
+from handtrack.models_onnx import DEFAULT_MODEL
 
 
 def add_parser(sub) -> None:
@@ -74,6 +75,18 @@ def add_parser(sub) -> None:
     h.add_argument("--replace", action="store_true", help="retrain a readout the file already has")
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--json", type=Path, metavar="OUT", help="write the accuracies and the settings as JSON")
+    a = methods.add_parser("agreement", help="presence with render-and-compare: fit its combiner on synthetic frames",
+                           description=inspect.getdoc(run_agreement))
+    a.set_defaults(run=run_agreement)
+    a.add_argument("--model", default=DEFAULT_MODEL, help="the pose model whose estimates are rendered")
+    a.add_argument("--n", type=int, default=3000, help="synthetic full frames")
+    a.add_argument("--seed", type=int, default=106, help="their seed (none of the other training sets' seeds)")
+    a.add_argument("--out", type=Path, required=True, help="the agreement file to write "
+                                                           "(models_onnx/handfinder_agreement.json ships)")
+    a.add_argument("--version", default="agreement-1")
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--samples", type=Path, metavar="NPZ", help="also keep the collected features and labels")
+    a.add_argument("--json", type=Path, metavar="OUT", help="write the validation figures and the weights as JSON")
     d.add_argument("--detector-steps", type=int, default=3000)
     d.add_argument("--presence-steps", type=int, default=2000)
     d.add_argument("--lr", type=float, default=2e-3)
@@ -240,6 +253,27 @@ def run_handedness(args: argparse.Namespace) -> int:
                               replace=args.replace, mirror=not args.no_mirror)
     print(f"handedness right on {result['held_out_accuracy']:.1%} of {result['held_out_crops']} held-out crops "
           f"({result['train_accuracy']:.1%} of the {result['train_crops']} trained on); wrote {args.out or args.pose}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    """Fit how the tracker judges a hand it has found anew: the presence net's word combined with how well our
+    hand model, rendered at the pose model's estimate, explains the crop (a logistic regression; runtime:
+    inference/agreement.py). Fitted on synthetic full frames through the tracker itself, scored on the last fifth
+    of them against the presence net alone. numpy only: no network is trained."""
+    from handtrack.training.detect.agreement import train_agreement
+
+    if args.n < 50:
+        raise HandtrackError("--n must be at least 50")
+    result = train_agreement(args.model, args.n, args.seed, args.out, args.version, args.workers, args.samples)
+    v = result["validation"]
+    for name in ("presence_net", "with_agreement"):
+        s = v[name]
+        print(f"{name:<15} ROC AUC {s['roc_auc']:.4f}  hands kept {s['hands_kept']:.1%}  "
+              f"non-hands passed {s['non_hands_passed']:.1%}  ({v['samples']} held-out crops)")
+    print(f"wrote {args.out}")
     if args.json:
         write_json(args.json, result)
     return 0

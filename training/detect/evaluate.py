@@ -7,7 +7,8 @@ hand reported on frames without one, handedness right; and the presence net's RO
 
 Real: the NYU frame and the SR305 frames: the crop centre against the labelled / annotated palm, presence, and
 the presence of non-hand crops cut from the same frames (centres on the body, arm and background, at least
-NON_HAND_MM from the palm).
+NON_HAND_MM from the palm), judged as the tracker judges a hand found there (`HandTracker.presence_at`: the
+presence net and, where shipped, the render-and-compare agreement).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import numpy as np
 
 from handtrack.inference import skeleton
 from handtrack.inference.camera import deproject
-from handtrack.inference.crop import crop_and_normalise
 from handtrack.inference.frame import DepthFrame
 
 HELD_OUT_SEED = 9_100_001
@@ -43,7 +43,7 @@ def eval_synthetic(options, n: int, seed: int = HELD_OUT_SEED, progress=None) ->
 
     prior = PosePrior.load()
     tracker = _tracker(options)
-    rows, crop_scores, crop_labels, crop_kinds = [], [], [], []
+    rows, crop_scores, judged_scores, crop_labels, crop_kinds = [], [], [], [], []
     for i in range(n):
         f = make_frame(i, seed, prior, keep_full=True)
         K = SENSORS[f.sensor].intrinsics
@@ -57,8 +57,10 @@ def eval_synthetic(options, n: int, seed: int = HELD_OUT_SEED, progress=None) ->
                        handedness_right=bool(r.present and r.handedness == ("left" if f.left else "right")))
         rows.append(row)
         if tracker.presence_model is not None:
-            for crop, label, kind in zip(f.crops, f.crop_hand, f.crop_kind):
+            for crop, label, kind, centre in zip(f.crops, f.crop_hand, f.crop_kind, f.crop_centre):
                 crop_scores.append(tracker.presence_model.probability(crop.astype(np.float32)))
+                if tracker.agreement is not None:
+                    judged_scores.append(tracker.presence_at(f.full_depth, K, centre))
                 crop_labels.append(label)
                 crop_kinds.append(kind)
         if progress:
@@ -75,6 +77,12 @@ def eval_synthetic(options, n: int, seed: int = HELD_OUT_SEED, progress=None) ->
         out["presence_crops"] = {
             "crops": len(scores), "hand_crops": int((labels > 0).sum()), "roc_auc": roc_auc(scores, labels),
             "per_kind_mean_presence": {k: float(scores[kinds == k].mean()) for k in sorted(set(kinds))}}
+        if judged_scores:
+            # As the tracker judges a hand found there: with the render-and-compare agreement.
+            judged = np.asarray(judged_scores)
+            out["presence_crops"].update(
+                roc_auc_with_agreement=roc_auc(judged, labels),
+                per_kind_mean_with_agreement={k: float(judged[kinds == k].mean()) for k in sorted(set(kinds))})
     return out
 
 
@@ -120,9 +128,7 @@ def eval_real(options, data_dir: Path) -> dict:
                "centre_error_mm": err, "within_30mm": err is not None and err <= FOUND_MM,
                "result": r, "depth_mm": f.depth_mm, "intrinsics": f.intrinsics}
         if tracker.presence_model is not None:
-            scores = [(c.tolist(), tracker.presence_model.probability(
-                crop_and_normalise(f.depth_mm, f.intrinsics, c, tracker.cube_mm, tracker.input_size)[0]))
-                for c in non_hand_centres(f, palm)]
+            scores = [(c.tolist(), tracker.presence_at(f.depth_mm, f.intrinsics, c)) for c in non_hand_centres(f, palm)]
             row["non_hand_presence"] = [s for _, s in scores]
             row["non_hand_centres"] = [c for c, _ in scores]
             non_hand += row["non_hand_presence"]

@@ -59,6 +59,7 @@ class FrameSample:
     crop_hand: np.ndarray     # (C,) 1 = a hand crop
     crop_left: np.ndarray     # (C,) 1 = a left hand (meaningful for hand crops)
     crop_kind: list[str]
+    crop_centre: np.ndarray   # (C, 3) mm, camera frame: where each crop was cut
     full_depth: np.ndarray | None = None  # float32 full-resolution frame (kept only when asked for)
 
 
@@ -217,9 +218,10 @@ def make_frame(index: int, seed: int, prior: PosePrior, crop_size: int = 128, cu
     palm_uv = project(palm[None], K)[0] if hand else np.full(2, np.nan)
     view = palm_view(scene.joints if not left else scene.joints * [-1, 1, 1]) if hand else ""
     small_depth = np.clip(np.rint(depth[::DETECT_STRIDE, ::DETECT_STRIDE]), 0, 65535).astype(np.uint16)
-    crop_list, crop_hand, kinds = _crops(depth, labels, K, scene, hand, case, rng, crops, crop_size, cube_mm)
+    crop_list, crop_hand, kinds, centres = _crops(depth, labels, K, scene, hand, case, rng, crops, crop_size, cube_mm)
     return FrameSample(sensor, case, view, small_depth, hand, left, palm_uv, palm, crop_list, crop_hand,
-                       np.full(len(crop_hand), float(left), np.float32), kinds, depth if keep_full else None)
+                       np.full(len(crop_hand), float(left), np.float32), kinds, centres,
+                       depth if keep_full else None)
 
 
 def _surface_point(depth: np.ndarray, labels: np.ndarray, K: Intrinsics, parts: tuple[int, ...] | None,
@@ -279,12 +281,13 @@ def _head_centre(depth, K, scene, palm, rng) -> tuple[np.ndarray | None, np.ndar
 
 def _crops(depth, labels, K, scene, hand, case, rng, n, size, cube_mm):
     palm = skeleton.palm_centre(scene.joints) if case != "no_hand" else None
-    out, is_hand, kinds = [], [], []
+    out, is_hand, kinds, centres = [], [], [], []
     if palm is not None and n:
         # Around the palm: a hand crop, or in a wrong-scale frame a hand of impossible size.
         off = rng.normal(size=3)
         off *= rng.uniform(0.0, POSITIVE_RADIUS_MM) / np.linalg.norm(off)
         out.append(crop_and_normalise(depth, K, palm + off, cube_mm, size)[0])
+        centres.append(palm + off)
         is_hand.append(1.0 if hand else 0.0)
         kinds.append("hand" if hand else "wrong_scale")
     tries = 0
@@ -302,8 +305,9 @@ def _crops(depth, labels, K, scene, hand, case, rng, n, size, cube_mm):
         if centre[2] <= 50.0:
             continue
         out.append(crop_and_normalise(seen, K, centre, cube_mm, size)[0])
+        centres.append(centre)
         is_hand.append(0.0)
         kinds.append(kind)
     if not out:
-        return np.zeros((0, size, size), np.float16), np.zeros(0, np.float32), []
-    return np.stack(out).astype(np.float16), np.asarray(is_hand, np.float32), kinds
+        return np.zeros((0, size, size), np.float16), np.zeros(0, np.float32), [], np.zeros((0, 3))
+    return np.stack(out).astype(np.float16), np.asarray(is_hand, np.float32), kinds, np.asarray(centres, np.float64)
