@@ -57,8 +57,9 @@ ALTERNATIVE_MIN_SCORE = 0.1  # ... but a peak down to this is still judged when 
 SAME_PLACE_MM = 60.0        # an alternative this close to a place already judged is not judged again
 RECENTRE_AGAIN_MM = 10.0    # a hand found anew: another re-centred pass while the palm moves more than this ...
 MAX_PASSES_FOUND = 4        # ... up to this many pose passes in all (docs/results.md: edge-on hands)
-ALTERNATIVE_PRESENCE = 0.9  # an alternative place is taken only this sure (each place judged is a chance of a
-                            # false hand on a frame without one)
+ALTERNATIVE_PRESENCE = 0.7  # an alternative place is taken only this sure (each place judged is a chance of a
+                            # false hand on a frame without one); render and compare judges it again where the
+                            # passes leave the crop, so 0.7 costs no false hands that 0.9 did not (docs/results.md)
 REJUDGE_MM = 5.0            # a rejected first place is judged again where the pose passes moved the crop
 AGREE_FROM = 0.05           # a crop the presence net gives at least this is rendered and compared (~10 ms, only
                             # on a hand found anew; below it the agreement could not make it a hand anyway)
